@@ -1,0 +1,192 @@
+"""Analysis orchestration: load series, identify the phantom, measure, judge, pair.
+
+The core knows phantom pipelines only by name (``PHANTOMS`` below, module paths as data);
+each is imported when first used, so the import graph stays one-way (``iqa.phantoms``
+imports the core, never the reverse) and start-up stays fast.
+
+A phantom module provides::
+
+    NAME: str                       # e.g. "acr-ct-464"
+    MODALITY: str                   # "CT" or "MR"
+    def identify(series) -> float   # confidence 0..1 that the series shows this phantom
+    def analyze(series) -> PhantomAnalysis
+    def analyze_pair(a, b) -> dict[str, Measurement]   # optional: two-acquisition metrics
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from iqa._version import __version__
+from iqa.criteria import Criteria
+from iqa.dicom import FileFailure, Series, iter_series
+from iqa.errors import InputError, IqaError, LocalizationError
+from iqa.result import Metric, PhantomAnalysis, Result
+
+log = logging.getLogger(__name__)
+
+#: Phantom name -> (module, modality).  Aliases map user spellings to names.
+PHANTOMS = MappingProxyType({
+    "water": ("iqa.phantoms.water", "CT"),
+    "acr-ct-464": ("iqa.phantoms.acr_ct", "CT"),
+    "catphan-604": ("iqa.phantoms.catphan604", "CT"),
+    "acr-mri-large": ("iqa.phantoms.acr_mri", "MR"),
+    "mr-flood": ("iqa.phantoms.flood", "MR"),
+    "mr-grid": ("iqa.phantoms.grid", "MR"),
+})
+ALIASES = MappingProxyType({"ct-water": "water", "acr-ct": "acr-ct-464", "catphan": "catphan-604",
+                            "catphan604": "catphan-604", "acr-mri": "acr-mri-large", "acr": "acr-mri-large",
+                            "flood": "mr-flood", "grid": "mr-grid", "magnet": "mr-flood"})
+#: Below this identification score no phantom is claimed.
+MIN_SCORE = 0.5
+
+
+def phantom_names() -> list[str]:
+    return list(PHANTOMS)
+
+
+def canonical(name: str) -> str:
+    name = name.strip().lower()
+    name = ALIASES.get(name, name)
+    if name != "auto" and name not in PHANTOMS:
+        raise IqaError(f"unknown phantom '{name}'; choose auto or one of {', '.join(PHANTOMS)}")
+    return name
+
+
+def phantom_module(name: str):
+    module, _ = PHANTOMS[canonical(name)]
+    return importlib.import_module(module)
+
+
+def identify(series: Series) -> str:
+    """The phantom a series shows, judged from its pixels (never from its description)."""
+    scores = []
+    for name, (module, modality) in PHANTOMS.items():
+        if modality != series.modality:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # a pipeline not yet available in this build
+            continue
+        scores.append((float(mod.identify(series)), name))
+    scores.sort(reverse=True)
+    if not scores or scores[0][0] < MIN_SCORE:
+        best = f" (best guess {scores[0][1]} at {scores[0][0]:.2f})" if scores else ""
+        raise LocalizationError(f"{series.where}: no known {series.modality} phantom recognised{best}; "
+                                f"name it with --phantom")
+    return scores[0][1]
+
+
+def judge(analysis: PhantomAnalysis, series: Series, criteria: Criteria) -> Result:
+    """Turn a pipeline's measurements into a result judged against the criteria."""
+    protocol = dict(series.protocol)
+    metrics: dict[str, Metric] = {}
+    for name, m in analysis.measurements.items():
+        j = criteria.judge(analysis.phantom, name, m.value, protocol)
+        metrics[name] = Metric(m.value, m.unit, j.status, j.limits, j.criterion)
+    return Result(
+        series_uid=series.uid, modality=series.modality, phantom=analysis.phantom,
+        scanner=series.scanner.to_dict(),
+        acquired=series.acquired.isoformat(timespec="seconds") if series.acquired else None,
+        protocol=protocol, metrics=metrics,
+        warnings=list(series.warnings) + list(analysis.warnings),
+        files=list(series.files), curves=analysis.curves, details=analysis.details,
+        iqa_version=__version__,
+        criteria=sorted({m.criterion for m in metrics.values() if m.criterion}),
+    )
+
+
+def analyze_series(series: Series, *, phantom: str = "auto", criteria: Criteria | None = None) -> Result:
+    """Identify (unless named), measure and judge one series."""
+    criteria = criteria or Criteria.default()
+    name = canonical(phantom)
+    if name == "auto":
+        name = identify(series)
+    else:
+        _, modality = PHANTOMS[name]
+        if series.modality != modality:
+            raise InputError(f"{series.where}: {series.modality} series given, but {name} is a {modality} phantom")
+    analysis = phantom_module(name).analyze(series)
+    return judge(analysis, series, criteria)
+
+
+@dataclass(slots=True)
+class AnalysisOutcome:
+    results: list[Result] = field(default_factory=list)
+    failures: list[FileFailure] = field(default_factory=list)
+
+
+def _pair_key(series: Series, result: Result) -> tuple:
+    """Two acquisitions pair when scanner, phantom, protocol and slice positions agree."""
+    proto = tuple(sorted((k, round(v, 1) if isinstance(v, float) else v) for k, v in series.protocol.items()))
+    return (series.scanner.key, result.phantom, series.volume.shape,
+            tuple(round(float(p), 1) for p in series.positions_mm), series.orientation and
+            tuple(round(o, 3) for o in series.orientation), proto)
+
+
+def iter_analyze(paths: Iterable[str | os.PathLike], *, phantom: str = "auto",
+                 criteria: Criteria | None = None) -> Iterator[Result | FileFailure]:
+    """Analyse every series under ``paths``; one bad series never stops the rest.
+
+    Pairs (same scanner, phantom, protocol and positions, different series) are analysed
+    together by the phantom's ``analyze_pair`` when it has one (NEMA two-acquisition SNR).
+    """
+    criteria = criteria or Criteria.default()
+    pending: dict[tuple, tuple[Series, Result]] = {}
+    for item in iter_series(paths):
+        if isinstance(item, FileFailure):
+            yield item
+            continue
+        try:
+            result = analyze_series(item, phantom=phantom, criteria=criteria)
+        except IqaError as exc:
+            yield _as_failure(item, exc)
+            continue
+        mod = phantom_module(result.phantom)
+        if not hasattr(mod, "analyze_pair"):
+            yield result
+            continue
+        key = _pair_key(item, result)
+        if key in pending:
+            first_series, first = pending.pop(key)
+            try:
+                extra = mod.analyze_pair(first_series, item)
+            except IqaError as exc:
+                first.warnings.append(f"pairing with {item.uid} failed: {exc}")
+                result.warnings.append(f"pairing with {first.series_uid} failed: {exc}")
+                extra = {}
+            for r in (first, result):
+                for name, m in extra.items():
+                    j = criteria.judge(r.phantom, name, m.value, r.protocol)
+                    r.metrics[name] = Metric(m.value, m.unit, j.status, j.limits, j.criterion)
+                r.details.setdefault("paired_with", [])
+            first.details["paired_with"] = [result.series_uid]
+            result.details["paired_with"] = [first.series_uid]
+            yield first
+            yield result
+        else:
+            pending[key] = (item, result)
+    for _, result in pending.values():
+        yield result
+
+
+def _as_failure(series: Series, exc: Exception) -> FileFailure:
+    msg = str(exc)
+    first = series.files[0] if series.files else series.uid
+    if msg.startswith(first + ": "):
+        msg = msg[len(first) + 2:]
+    elif msg.startswith(series.where + ": "):
+        msg = msg[len(series.where) + 2:]
+    return FileFailure(first, msg)
+
+
+def analyze_paths(paths: Iterable[str | os.PathLike], *, phantom: str = "auto",
+                  criteria: Criteria | None = None) -> AnalysisOutcome:
+    out = AnalysisOutcome()
+    for item in iter_analyze(paths, phantom=phantom, criteria=criteria):
+        (out.failures if isinstance(item, FileFailure) else out.results).append(item)
+    return out
