@@ -156,10 +156,14 @@ def load_table(path: str | os.PathLike) -> Table:
 
 
 def builtin_tables() -> list[Table]:
+    """Every criteria table shipped in this folder (other TOML files here, e.g. SPC parameters, are skipped)."""
     out = []
     for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            out.append(parse_table(entry.read_text(encoding="utf-8"), path=f"iqa/criteria/{entry.name}"))
+            text = entry.read_text(encoding="utf-8")
+            if "[table]" not in text:
+                continue
+            out.append(parse_table(text, path=f"iqa/criteria/{entry.name}"))
     return out
 
 
