@@ -575,9 +575,34 @@ class _FileInfo:
     ds: Any  # pydicom Dataset, or None once dropped
 
 
-def _describe(ds, path: str) -> _FileInfo:
+def _check_pixel_element(ds, path: str) -> None:
+    """With deferred reading, catch missing or truncated pixel data before grouping.
+
+    A truncated copy must fail on its own rather than join (and spoil) a good series.
+    """
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag in ds:
+            break
+    else:
+        raise InputError(f"{path}: no pixel data")
+    elem = ds.get_item(tag)
+    length = getattr(elem, "length", None)
+    tell = getattr(elem, "value_tell", None)
+    if length is None or tell is None or length == 0xFFFFFFFF:
+        return  # encapsulated (undefined length) or already read: checked when decoded
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return
+    if tell + length > size:
+        raise InputError(f"{path}: truncated: pixel data needs {tell + length} bytes, file has {size}")
+
+
+def _describe(ds, path: str, *, pixels: bool = False) -> _FileInfo:
     try:
         sop_class, modality = _check_image_module(ds, path)
+        if pixels:
+            _check_pixel_element(ds, path)
         uid = _str(_get(ds, "SeriesInstanceUID"))
         if not uid:
             raise InputError(f"{path}: no SeriesInstanceUID")
@@ -683,7 +708,7 @@ def scan(paths: Iterable[str | os.PathLike], *, headers_only: bool = True,
     for path in iter_files(paths):
         try:
             ds = read_dataset(path, headers_only=headers_only)
-            info = _describe(ds, path)
+            info = _describe(ds, path, pixels=not headers_only)
         except _Skip as skip:
             outcome.skipped.append(FileFailure(path, str(skip).split(": ", 1)[-1]))
             continue
