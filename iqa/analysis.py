@@ -23,7 +23,7 @@ from types import MappingProxyType
 
 from iqa._version import __version__
 from iqa.criteria import Criteria
-from iqa.dicom import FileFailure, Series, iter_series
+from iqa.dicom import FileFailure, Series, SeriesHeader, iter_series
 from iqa.errors import InputError, IqaError, LocalizationError
 from iqa.result import Metric, PhantomAnalysis, Result
 
@@ -120,12 +120,70 @@ class AnalysisOutcome:
     failures: list[FileFailure] = field(default_factory=list)
 
 
-def _pair_key(series: Series, result: Result) -> tuple:
-    """Two acquisitions pair when scanner, phantom, protocol and slice positions agree."""
+def pair_key(series: Series | SeriesHeader) -> tuple:
+    """Two acquisitions pair when scanner, modality, matrix, orientation, slice positions and
+    protocol agree (NEMA MS 1 two-acquisition method needs identical geometry and protocol)."""
     proto = tuple(sorted((k, round(v, 1) if isinstance(v, float) else v) for k, v in series.protocol.items()))
-    return (series.scanner.key, result.phantom, series.volume.shape,
-            tuple(round(float(p), 1) for p in series.positions_mm), series.orientation and
-            tuple(round(o, 3) for o in series.orientation), proto)
+    if isinstance(series, SeriesHeader):
+        f0 = series.frames[0]
+        shape, orientation = (len(series.frames), f0.rows, f0.columns), f0.orientation
+    else:
+        shape, orientation = series.volume.shape, series.orientation
+    return (series.scanner.key, series.modality, shape, tuple(round(o, 3) for o in orientation),
+            tuple(round(float(p), 1) for p in series.positions_mm), proto)
+
+
+def _add_pair_metrics(first: Result, second: Result, a: Series, b: Series, criteria: Criteria) -> None:
+    mod = phantom_module(first.phantom)
+    try:
+        extra = mod.analyze_pair(a, b)
+    except IqaError as exc:
+        first.warnings.append(f"pairing with {second.series_uid} failed: {exc}")
+        second.warnings.append(f"pairing with {first.series_uid} failed: {exc}")
+        return
+    for r in (first, second):
+        for name, m in extra.items():
+            j = criteria.judge(r.phantom, name, m.value, r.protocol)
+            r.metrics[name] = Metric(m.value, m.unit, j.status, j.limits, j.criterion)
+    first.details["paired_with"] = [second.series_uid]
+    second.details["paired_with"] = [first.series_uid]
+
+
+def _pairable(result: Result) -> bool:
+    return hasattr(phantom_module(result.phantom), "analyze_pair")
+
+
+def analyze_group(items: Iterable[Series | FileFailure], *, phantom: str = "auto",
+                  criteria: Criteria | None = None) -> Iterator[Result | FileFailure]:
+    """Analyse series one by one; pair consecutive acquisitions that share a :func:`pair_key`.
+
+    A series waits for its partner only while pairing is possible (phantoms with
+    ``analyze_pair``); the rest are yielded as soon as they are measured.
+    """
+    criteria = criteria or Criteria.default()
+    pending: dict[tuple, tuple[Series, Result]] = {}
+    for item in items:
+        if isinstance(item, FileFailure):
+            yield item
+            continue
+        try:
+            result = analyze_series(item, phantom=phantom, criteria=criteria)
+        except IqaError as exc:
+            yield _as_failure(item, exc)
+            continue
+        if not _pairable(result):
+            yield result
+            continue
+        key = (pair_key(item), result.phantom)
+        if key in pending:
+            first_series, first = pending.pop(key)
+            _add_pair_metrics(first, result, first_series, item, criteria)
+            yield first
+            yield result
+        else:
+            pending[key] = (item, result)
+    for _, result in pending.values():
+        yield result
 
 
 def iter_analyze(paths: Iterable[str | os.PathLike], *, phantom: str = "auto",
@@ -135,43 +193,7 @@ def iter_analyze(paths: Iterable[str | os.PathLike], *, phantom: str = "auto",
     Pairs (same scanner, phantom, protocol and positions, different series) are analysed
     together by the phantom's ``analyze_pair`` when it has one (NEMA two-acquisition SNR).
     """
-    criteria = criteria or Criteria.default()
-    pending: dict[tuple, tuple[Series, Result]] = {}
-    for item in iter_series(paths):
-        if isinstance(item, FileFailure):
-            yield item
-            continue
-        try:
-            result = analyze_series(item, phantom=phantom, criteria=criteria)
-        except IqaError as exc:
-            yield _as_failure(item, exc)
-            continue
-        mod = phantom_module(result.phantom)
-        if not hasattr(mod, "analyze_pair"):
-            yield result
-            continue
-        key = _pair_key(item, result)
-        if key in pending:
-            first_series, first = pending.pop(key)
-            try:
-                extra = mod.analyze_pair(first_series, item)
-            except IqaError as exc:
-                first.warnings.append(f"pairing with {item.uid} failed: {exc}")
-                result.warnings.append(f"pairing with {first.series_uid} failed: {exc}")
-                extra = {}
-            for r in (first, result):
-                for name, m in extra.items():
-                    j = criteria.judge(r.phantom, name, m.value, r.protocol)
-                    r.metrics[name] = Metric(m.value, m.unit, j.status, j.limits, j.criterion)
-                r.details.setdefault("paired_with", [])
-            first.details["paired_with"] = [result.series_uid]
-            result.details["paired_with"] = [first.series_uid]
-            yield first
-            yield result
-        else:
-            pending[key] = (item, result)
-    for _, result in pending.values():
-        yield result
+    yield from analyze_group(iter_series(paths), phantom=phantom, criteria=criteria)
 
 
 def _as_failure(series: Series, exc: Exception) -> FileFailure:

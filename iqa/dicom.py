@@ -118,7 +118,7 @@ class SeriesHeader:
     frames: tuple[Frame, ...]            # ordered by position along the normal
     scanner: Scanner
     acquired: datetime | None
-    protocol: MappingProxyType
+    protocol: dict[str, Any]        # treat as read-only
     description: str
     study_uid: str
     frame_of_reference_uid: str
@@ -157,7 +157,7 @@ class Series:
     orientation: tuple[float, ...]
     scanner: Scanner
     acquired: datetime | None
-    protocol: MappingProxyType
+    protocol: dict[str, Any]        # treat as read-only
     description: str = ""
     study_uid: str = ""
     frame_of_reference_uid: str = ""
@@ -748,7 +748,7 @@ def _header_from(infos: list[_FileInfo]) -> SeriesHeader:
         image_type = ()
     return SeriesHeader(
         uid=uid, modality=ref.modality, sop_class=ref.sop_class, frames=tuple(frames), scanner=scanner,
-        acquired=acquired, protocol=MappingProxyType(protocol),
+        acquired=acquired, protocol=protocol,
         description=_str(_get(ds, "SeriesDescription")), study_uid=_str(_get(ds, "StudyInstanceUID")),
         frame_of_reference_uid=_str(_get(ds, "FrameOfReferenceUID")), image_type=image_type,
         slice_thickness_mm=thickness, warnings=tuple(warnings),
@@ -863,7 +863,7 @@ def read_series(header: SeriesHeader, datasets: dict[str, Any] | None = None) ->
         uid=header.uid, modality=header.modality, volume=volume, spacing_mm=(dz, float(dy), float(dx)),
         positions_mm=pos, origin_mm=np.array([f.ipp for f in frames], dtype=np.float64),
         orientation=frames[0].orientation, scanner=header.scanner, acquired=header.acquired,
-        protocol=header.protocol, description=header.description, study_uid=header.study_uid,
+        protocol=dict(header.protocol), description=header.description, study_uid=header.study_uid,
         frame_of_reference_uid=header.frame_of_reference_uid, image_type=header.image_type,
         slice_thickness_mm=header.slice_thickness_mm, files=header.files, warnings=header.warnings,
         sop_class=header.sop_class,
