@@ -50,3 +50,59 @@ def piu_search_ref(image: np.ndarray, mask: np.ndarray, radius_px: float):
     hi = int(np.argmax(np.where(valid, means, -np.inf)))
     nx = means.shape[1]
     return float(means.flat[lo]), (lo // nx, lo % nx), float(means.flat[hi]), (hi // nx, hi % nx)
+
+
+# --------------------------------------------------------------------------- profiles
+
+def sample_line_ref(image: np.ndarray, start_yx, end_yx, n: int) -> np.ndarray:
+    """Bilinear samples along a segment; NaN outside [0, ny-1] x [0, nx-1] or for images < 2x2."""
+    image = np.asarray(image, dtype=np.float64)
+    ny, nx = image.shape
+    out = np.full(max(int(n), 0), np.nan)
+    if n <= 0 or ny < 2 or nx < 2:
+        return out
+    t = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+    ys = start_yx[0] + (end_yx[0] - start_yx[0]) * t
+    xs = start_yx[1] + (end_yx[1] - start_yx[1]) * t
+    for i, (y, x) in enumerate(zip(ys, xs)):
+        if not (0 <= y <= ny - 1 and 0 <= x <= nx - 1):
+            continue
+        iy = min(int(np.floor(y)), ny - 2)
+        ix = min(int(np.floor(x)), nx - 2)
+        fy, fx = y - iy, x - ix
+        out[i] = (image[iy, ix] * (1 - fy) * (1 - fx) + image[iy, ix + 1] * (1 - fy) * fx
+                  + image[iy + 1, ix] * fy * (1 - fx) + image[iy + 1, ix + 1] * fy * fx)
+    return out
+
+
+def outer_crossings_ref(profile: np.ndarray, level: float) -> tuple[float, float]:
+    p = np.asarray(profile, dtype=np.float64)
+    a, b = p[:-1], p[1:]
+    rising = np.flatnonzero((a < level) & (level <= b))
+    falling = np.flatnonzero((a >= level) & (level > b))
+    first = rising[0] + (level - a[rising[0]]) / (b[rising[0]] - a[rising[0]]) if rising.size else np.nan
+    last = falling[-1] + (a[falling[-1]] - level) / (a[falling[-1]] - b[falling[-1]]) if falling.size else np.nan
+    return float(first), float(last)
+
+
+def fwhm_ref(profile: np.ndarray, level: float) -> tuple[float, float, float]:
+    p = np.asarray(profile, dtype=np.float64)
+    if p.size == 0 or not np.isfinite(p).any():
+        return (np.nan, np.nan, np.nan)
+    peak = int(np.nanargmax(p))
+    if p[peak] < level:
+        return (np.nan, np.nan, np.nan)
+    left = right = np.nan
+    for i in range(peak, 0, -1):
+        if np.isnan(p[i - 1]):
+            break
+        if p[i - 1] < level:
+            left = (i - 1) + (level - p[i - 1]) / (p[i] - p[i - 1])
+            break
+    for i in range(peak, p.size - 1):
+        if np.isnan(p[i + 1]):
+            break
+        if p[i + 1] < level:
+            right = i + (p[i] - level) / (p[i] - p[i + 1])
+            break
+    return (float(right - left), float(left), float(right))

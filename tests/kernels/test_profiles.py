@@ -1,0 +1,67 @@
+"""Line sampling, level crossings and FWHM: fast path vs NumPy reference, plus analytic cases."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iqa.kernels._reference_mr import fwhm_ref, outer_crossings_ref, sample_line_ref
+from iqa.kernels.profiles import fwhm, outer_crossings, sample_line
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sample_line_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(1, 30, size=2))
+    image = rng.normal(size=shape)
+    start = rng.uniform(-3, max(shape) + 3, size=2)
+    end = rng.uniform(-3, max(shape) + 3, size=2)
+    n = int(rng.integers(0, 60))
+    np.testing.assert_allclose(sample_line(image, start, end, n), sample_line_ref(image, start, end, n),
+                               rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_sample_line_is_exact_on_a_plane():
+    """Bilinear interpolation reproduces a linear ramp exactly, including the last row/column."""
+    yy, xx = np.mgrid[0:20, 0:30]
+    image = 2.0 * yy + 0.5 * xx
+    got = sample_line(image, (0.0, 0.0), (19.0, 29.0), 11)
+    t = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(got, 2 * 19 * t + 0.5 * 29 * t, rtol=1e-12)
+    assert np.isnan(sample_line(image, (-0.5, 3), (5, 3), 3)[0])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_crossings_and_fwhm_match_reference(seed):
+    rng = np.random.default_rng(50 + seed)
+    p = rng.normal(size=int(rng.integers(2, 80)))
+    if seed % 3 == 0:
+        p[rng.integers(0, p.size)] = np.nan
+    level = float(rng.normal(0, 0.5))
+    np.testing.assert_allclose(outer_crossings(p, level), outer_crossings_ref(p, level), equal_nan=True)
+    np.testing.assert_allclose(fwhm(p, level), fwhm_ref(p, level), equal_nan=True)
+
+
+def test_edges_of_a_box_are_found_at_half_signal():
+    """Linear edges with kinks on samples: the half-level points (10.5 and 42.0) are exact."""
+    x = np.arange(60, dtype=float)
+    p = np.clip((x - 8) / 5, 0, 1) * np.clip((44 - x) / 4, 0, 1) * 100.0
+    first, last = outer_crossings(p, 50.0)
+    np.testing.assert_allclose([first, last], [10.5, 42.0], atol=1e-12)
+
+
+def test_fwhm_of_a_gaussian():
+    """Gaussian σ = 4 samples: FWHM = 2·sqrt(2 ln 2)·σ; linear interpolation error < 0.05 sample."""
+    x = np.arange(100, dtype=float)
+    p = np.exp(-0.5 * ((x - 47.3) / 4.0) ** 2)
+    width, left, right = fwhm(p, 0.5)
+    assert abs(width - 2 * np.sqrt(2 * np.log(2)) * 4.0) < 0.05
+    assert abs((left + right) / 2 - 47.3) < 0.02
+
+
+def test_degenerate_profiles():
+    assert all(np.isnan(outer_crossings(np.array([1.0]), 0.5)))
+    assert all(np.isnan(fwhm(np.array([]), 0.5)))
+    assert all(np.isnan(fwhm(np.array([0.1, 0.2]), 0.5)))            # peak below the level
+    w, left, right = fwhm(np.array([1.0, 1.0, 0.0]), 0.5)             # no left fall
+    assert np.isnan(left) and right == 1.5 and np.isnan(w)
+    assert np.all(np.isnan(sample_line(np.ones((1, 5)), (0, 0), (0, 4), 4)))
