@@ -209,14 +209,14 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
             if progress:
                 progress(done, len(tasks))
         if evaluate_trends and summary.analyzed:
-            summary.alarms = _raise_alarms(store)
+            summary.alarms = raise_alarms(store)
     if quarantine is not None:
         write_quarantine(quarantine, summary.failures)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _raise_alarms(store) -> int:
+def raise_alarms(store) -> int:
     """Evaluate trends after new results and record alarms; returns the number of new alarms."""
     try:
         from iqa.trend import trends
