@@ -218,11 +218,8 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
 
 def raise_alarms(store) -> int:
     """Evaluate trends after new results and record alarms; returns the number of new alarms."""
-    try:
-        from iqa.trend import trends
-    except ImportError:   # trend evaluation not available in this build
-        return 0
-    return store.record_alarms(trends(store))
+    from iqa.trend import trend_objects
+    return store.record_alarms(trend_objects(store))
 
 
 def write_quarantine(path: str | os.PathLike, failures: list[FileFailure]) -> Path:
