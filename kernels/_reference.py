@@ -35,7 +35,7 @@ def circle_stats_ref(stack, centres_yx, radii_px):
     return mean, sd, n
 
 
-def radial_bins_ref(stack, cy, cx, r_min_px, r_max_px, bin_px):
+def radial_bins_ref(stack, cy, cx, r_min_px, r_max_px, bin_px, *, return_r=False):
     """Reference for :func:`iqa.kernels.esf.radial_bins` with ``np.bincount``."""
     arr = np.asarray(stack, dtype=np.float64)
     if arr.ndim == 2:
@@ -47,6 +47,7 @@ def radial_bins_ref(stack, cy, cx, r_min_px, r_max_px, bin_px):
     yy, xx = np.mgrid[0:ny, 0:nx]
     sums = np.zeros(nb)
     counts = np.zeros(nb, dtype=np.int64)
+    rsums = np.zeros(nb)
     for z in range(nz):
         dy = yy - cy[z]
         dx = xx - cx[z]
@@ -56,7 +57,8 @@ def radial_bins_ref(stack, cy, cx, r_min_px, r_max_px, bin_px):
         ok = (d2 < r_max_px * r_max_px) & (r >= r_min_px) & (b >= 0) & (b < nb) & np.isfinite(arr[z])
         sums += np.bincount(b[ok], weights=arr[z][ok], minlength=nb)[:nb]
         counts += np.bincount(b[ok], minlength=nb)[:nb]
-    return sums, counts
+        rsums += np.bincount(b[ok], weights=r[ok], minlength=nb)[:nb]
+    return (sums, counts, rsums) if return_r else (sums, counts)
 
 
 def radial_average_ref(values, fy, fx, bin_width):

@@ -15,10 +15,11 @@ def test_random(seed):
     stack[0, 3:6, 4:9] = np.nan
     cy, cx = rng.uniform(-2, 35, 2), rng.uniform(-2, 43, 2)
     r_min, r_max = rng.uniform(0, 3), rng.uniform(5, 30)
-    got = radial_bins(stack, cy, cx, r_min, r_max, 0.1)
-    ref = radial_bins_ref(stack, cy, cx, r_min, r_max, 0.1)
+    got = radial_bins(stack, cy, cx, r_min, r_max, 0.1, return_r=True)
+    ref = radial_bins_ref(stack, cy, cx, r_min, r_max, 0.1, return_r=True)
     np.testing.assert_array_equal(got[1], ref[1])
     np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-12, atol=1e-9)
 
 
 def test_tiny_and_outside():
@@ -38,6 +39,8 @@ def test_disk_edge_position():
     r, esf, n = radial_esf(img, cy, cx, 5.0, 15.0, 0.1)
     ok = n > 0
     assert np.all(esf[ok & (r < 10.2)] == 1.0) and np.all(esf[ok & (r > 10.3)] == 0.0)
+    edges = 5.0 + np.arange(r.size + 1) * 0.1
+    assert np.all((r[ok] >= edges[:-1][ok] - 1e-12) & (r[ok] < edges[1:][ok]))   # mean radius inside its bin
 
 
 def test_bad_range():
