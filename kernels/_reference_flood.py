@@ -1,0 +1,96 @@
+"""Plain NumPy references for the flood and grid kernels (``snr``, ``grid``).
+
+Written to be obviously correct, not fast: ``tests/kernels/test_snr.py`` and
+``tests/kernels/test_grid.py`` check the ``@njit`` fast paths against these on random, NaN,
+edge and tiny inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------- snr
+
+
+def masked_moments_ref(image, mask):
+    v = np.asarray(image, dtype=np.float64)[np.asarray(mask, dtype=bool)]
+    v = v[np.isfinite(v)]
+    n = v.size
+    mean = float(v.mean()) if n else np.nan
+    sd = float(v.std(ddof=1)) if n > 1 else np.nan
+    return n, mean, sd
+
+
+def difference_moments_ref(a, b, mask):
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return masked_moments_ref(d, mask)
+
+
+def background_moments_ref(image, mask, zero_level=0.0):
+    image = np.asarray(image, dtype=np.float64)
+    n, mean, sd = masked_moments_ref(image, mask)
+    v = image[np.asarray(mask, dtype=bool)]
+    v = v[np.isfinite(v)]
+    return n, mean, sd, int(np.count_nonzero(v <= zero_level))
+
+
+# --------------------------------------------------------------------------- grid
+
+
+def match_template_ref(image, template):
+    image = np.asarray(image, dtype=np.float64)
+    template = np.asarray(template, dtype=np.float64)
+    ny, nx = image.shape
+    ty, tx = template.shape
+    hy, hx = ty // 2, tx // 2
+    out = np.full(image.shape, np.nan)
+    t = template - template.mean()
+    tn = np.sqrt((t * t).sum())
+    if tn == 0:
+        return out
+    for y in range(hy, ny - (ty - hy) + 1):
+        for x in range(hx, nx - (tx - hx) + 1):
+            w = image[y - hy:y - hy + ty, x - hx:x - hx + tx]
+            if not np.isfinite(w).all():
+                continue
+            w = w - w.mean()
+            wn = np.sqrt((w * w).sum())
+            if wn > 0:
+                out[y, x] = (w * t).sum() / (wn * tn)
+    return out
+
+
+def local_peaks_ref(score, radius_px, min_score):
+    score = np.asarray(score, dtype=np.float64)
+    ny, nx = score.shape
+    r = int(radius_px)
+    ys, xs = [], []
+    for y in range(ny):
+        for x in range(nx):
+            v = score[y, x]
+            if not v >= min_score:
+                continue
+            ok = True
+            for yy in range(max(0, y - r), min(ny, y + r + 1)):
+                for xx in range(max(0, x - r), min(nx, x + r + 1)):
+                    if (yy, xx) == (y, x) or not np.isfinite(score[yy, xx]):
+                        continue
+                    if score[yy, xx] > v or (score[yy, xx] == v and (yy, xx) < (y, x)):
+                        ok = False
+            if ok:
+                ys.append(y)
+                xs.append(x)
+    return np.array(ys, dtype=np.int64), np.array(xs, dtype=np.int64)
+
+
+def refine_centroids_ref(weights, ys, xs, radius_px):
+    weights = np.asarray(weights, dtype=np.float64)
+    ny, nx = weights.shape
+    gy, gx = np.mgrid[0:ny, 0:nx]
+    w = np.where(np.isfinite(weights) & (weights > 0), weights, 0.0)
+    out = np.empty((len(ys), 2))
+    for k, (y0, x0) in enumerate(zip(ys, xs)):
+        disk = (gy - y0) ** 2 + (gx - x0) ** 2 <= radius_px * radius_px
+        ww = w * disk
+        s = ww.sum()
+        out[k] = ((ww * gy).sum() / s, (ww * gx).sum() / s) if s > 0 else (np.nan, np.nan)
+    return out

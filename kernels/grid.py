@@ -1,0 +1,197 @@
+"""Grid-point detection for geometric-distortion phantoms (template match, peaks, sub-pixel centroid).
+
+A distortion phantom shows a regular grid of small features (rods, holes or line crossings).
+Their positions are found in three steps, each a plain function of arrays:
+
+1. ``match_template(image, template)``: zero-mean normalised cross-correlation (NCC, Lewis 1995),
+   in [-1, 1] and insensitive to intensity shading; NaN where the template leaves the image or
+   the window is flat;
+2. ``local_peaks(score, radius_px, min_score)``: pixels that are the maximum of their
+   (2r+1)² window and at least ``min_score`` (plateaus keep the first pixel in row-major order);
+3. ``refine_centroids(weights, ys, xs, radius_px)``: sub-pixel centre of mass of ``weights``
+   (the caller's contrast image, >= 0) within a disk of ``radius_px`` about each peak.
+
+The residuals against the nominal grid are computed by the phantom module (a rigid least-squares
+fit, AAPM Report 100, 2010, section on spatial linearity).  Plain NumPy references are in
+:mod:`iqa.kernels._reference_flood`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["local_peaks", "match_template", "refine_centroids"]
+
+
+@njit(cache=True)
+def _match_template(image, template, out):
+    ny, nx = image.shape
+    ty, tx = template.shape
+    hy, hx = ty // 2, tx // 2
+    npx = ty * tx
+    tmean = 0.0
+    for i in range(ty):
+        for j in range(tx):
+            tmean += template[i, j]
+    tmean /= npx
+    tss = 0.0
+    for i in range(ty):
+        for j in range(tx):
+            d = template[i, j] - tmean
+            tss += d * d
+    if tss <= 0.0:
+        return
+    for y in range(hy, ny - (ty - hy) + 1):
+        for x in range(hx, nx - (tx - hx) + 1):
+            s = 0.0
+            ok = True
+            for i in range(ty):
+                for j in range(tx):
+                    v = image[y - hy + i, x - hx + j]
+                    if not np.isfinite(v):
+                        ok = False
+                    s += v
+            if not ok:
+                continue
+            m = s / npx
+            num = 0.0
+            iss = 0.0
+            for i in range(ty):
+                for j in range(tx):
+                    d = image[y - hy + i, x - hx + j] - m
+                    num += d * (template[i, j] - tmean)
+                    iss += d * d
+            if iss > 0.0:
+                out[y, x] = num / np.sqrt(iss * tss)
+
+
+def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Zero-mean normalised cross-correlation of ``template`` centred on every pixel.
+
+    Parameters
+    ----------
+    image : 2-D array (y, x).
+    template : 2-D array; its centre is element ``(ty // 2, tx // 2)``.
+
+    Returns
+    -------
+    float64 array of ``image``'s shape, values in [-1, 1]; NaN where the template does not fit
+    inside the image, the window holds a non-finite pixel, or the window or template is flat.
+    """
+    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
+    template = np.ascontiguousarray(np.asarray(template), dtype=np.float64)
+    if image.ndim != 2 or template.ndim != 2:
+        raise ValueError(f"image and template must be 2-D, got {image.shape} and {template.shape}")
+    if not np.isfinite(template).all():
+        raise ValueError("template must be finite")
+    out = np.full(image.shape, np.nan, dtype=np.float64)
+    if template.size and image.shape[0] >= template.shape[0] and image.shape[1] >= template.shape[1]:
+        _match_template(image, template, out)
+    return out
+
+
+@njit(cache=True)
+def _local_peaks(score, r, min_score, flags):
+    ny, nx = score.shape
+    for y in range(ny):
+        for x in range(nx):
+            v = score[y, x]
+            if not (v >= min_score):          # also rejects NaN
+                continue
+            keep = True
+            for yy in range(max(0, y - r), min(ny, y + r + 1)):
+                for xx in range(max(0, x - r), min(nx, x + r + 1)):
+                    if yy == y and xx == x:
+                        continue
+                    w = score[yy, xx]
+                    if not np.isfinite(w):
+                        continue
+                    before = yy < y or (yy == y and xx < x)
+                    if w > v or (before and w == v):
+                        keep = False
+                        break
+                if not keep:
+                    break
+            if keep:
+                flags[y, x] = True
+
+
+def local_peaks(score: np.ndarray, radius_px: int, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the local maxima of ``score``.
+
+    A pixel is a peak when ``score >= min_score`` and no finite pixel of its (2r+1)² window is
+    larger; among equal values the first in row-major order wins.  NaN pixels are never peaks
+    and never suppress one.
+
+    Returns
+    -------
+    (ys, xs) int64 arrays in row-major order.
+    """
+    score = np.ascontiguousarray(np.asarray(score), dtype=np.float64)
+    if score.ndim != 2:
+        raise ValueError(f"score must be 2-D, got {score.shape}")
+    r = int(radius_px)
+    if r < 0:
+        raise ValueError(f"radius_px must be >= 0, got {radius_px}")
+    flags = np.zeros(score.shape, dtype=np.bool_)
+    _local_peaks(score, r, float(min_score), flags)
+    ys, xs = np.nonzero(flags)
+    return ys.astype(np.int64), xs.astype(np.int64)
+
+
+@njit(cache=True)
+def _refine(weights, ys, xs, r, out):
+    ny, nx = weights.shape
+    ir = int(np.floor(r))
+    r2 = r * r
+    for k in range(ys.shape[0]):
+        y0 = ys[k]
+        x0 = xs[k]
+        sw = 0.0
+        sy = 0.0
+        sx = 0.0
+        for dy in range(-ir, ir + 1):
+            for dx in range(-ir, ir + 1):
+                if dy * dy + dx * dx > r2:
+                    continue
+                y = y0 + dy
+                x = x0 + dx
+                if y < 0 or y >= ny or x < 0 or x >= nx:
+                    continue
+                w = weights[y, x]
+                if not np.isfinite(w) or w <= 0.0:
+                    continue
+                sw += w
+                sy += w * y
+                sx += w * x
+        if sw > 0.0:
+            out[k, 0] = sy / sw
+            out[k, 1] = sx / sw
+        else:
+            out[k, 0] = np.nan
+            out[k, 1] = np.nan
+
+
+def refine_centroids(weights: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius_px: float) -> np.ndarray:
+    """Sub-pixel centre of mass of ``weights`` in a disk of ``radius_px`` about each (y, x).
+
+    Parameters
+    ----------
+    weights : 2-D array, the feature's contrast (>= 0 counts; negative and NaN pixels are ignored).
+    ys, xs : integer seed positions (pixels).
+    radius_px : disk radius (pixels): ``dy² + dx² <= r²``.
+
+    Returns
+    -------
+    (n, 2) float64 array of (y, x) pixel coordinates; NaN rows where the disk holds no weight.
+    """
+    weights = np.ascontiguousarray(np.asarray(weights), dtype=np.float64)
+    ys = np.ascontiguousarray(np.asarray(ys), dtype=np.int64)
+    xs = np.ascontiguousarray(np.asarray(xs), dtype=np.int64)
+    if weights.ndim != 2 or ys.shape != xs.shape or ys.ndim != 1:
+        raise ValueError("weights must be 2-D and ys, xs 1-D of equal length")
+    if not (radius_px >= 0):
+        raise ValueError(f"radius_px must be >= 0, got {radius_px}")
+    out = np.empty((ys.shape[0], 2), dtype=np.float64)
+    _refine(weights, ys, xs, float(radius_px), out)
+    return out
