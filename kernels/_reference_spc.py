@@ -40,3 +40,90 @@ def theil_sen_ref(t, y, z_crit):
     ru = min(int(np.rint((m + z_crit * sigma) / 2.0)), m - 1)
     rl = max(int(np.rint((m - z_crit * sigma) / 2.0)) - 1, 0)
     return slope, intercept, float(s[rl]), float(s[ru])
+
+
+def _starts(signal):
+    prev = np.concatenate(([False], signal[:-1]))
+    return np.flatnonzero(signal & ~prev)
+
+
+def _window_count(flags, w):
+    c = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    out = np.zeros(flags.size, np.int64)
+    if flags.size >= w:
+        out[w - 1:] = c[w:] - c[:-w]
+    return out
+
+
+def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exact, base_var,
+             k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
+             f_window, f_min, t_days, z_crit):
+    """Vectorised NumPy version of ``kernels.spc.scan`` (same arguments and outputs)."""
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    summary = np.full(14, np.nan)
+    summary[5:8] = 0.0
+    events = []
+    for rule, (lo, hi) in enumerate(((tol_lo, tol_hi), (act_lo, act_hi))):
+        out = (x < lo) | (x > hi)
+        events += [(int(i), rule) for i in _starts(out)]
+        if n and out[-1]:
+            summary[5] = 1.0
+    nb = min(bn, n)
+    keep = np.ones(nb, bool)
+    m = max(n - bn, 0)
+    ewma = elim = cp = cm = np.zeros(m)
+    if n >= bn:
+        b = x[:bn]
+        mean = sd = mr = np.nan
+        for _ in range(max(1, max_iter) + 1):
+            v = b[keep]
+            if v.size < 2:
+                mean = float(v[0]) if v.size else np.nan
+                sd = mr = np.nan
+                break
+            mean = v.mean()
+            mr = np.abs(np.diff(v)).mean()
+            sd = mr / d2
+            new = keep & (np.abs(b - mean) <= outlier_k * sd)
+            if new.sum() == keep.sum() or new.sum() < 2:
+                break
+            keep = new
+        cnt = int(keep.sum())
+        summary[1:5] = mean, sd, mr, cnt
+        if cnt >= min_kept and sd > 0:
+            summary[0] = 1.0
+            mx = x[bn:]
+            z = (mx - mean) / sd
+            ewma, cp, cm = ewma_cusum_ref(z, lam, k, headstart)
+            var = np.full(m, lam / (2.0 - lam))
+            if exact:
+                var = var * (1.0 - (1.0 - lam) ** (2.0 * np.arange(1, m + 1)))
+            if base_var:
+                var = var + 1.0 / cnt
+            elim = ewma_L * np.sqrt(var)
+            sig = {
+                2: (up & (mx > mean + shewhart_k * mr)) | (down & (mx < mean - shewhart_k * mr)),
+                3: (up & (ewma > elim)) | (down & (ewma < -elim)),
+                4: (up & (cp > h)) | (down & (cm > h)),
+            }
+            for r, (thr, need, w) in zip((5, 6, 7), ((2.0, 2, 3), (1.0, 4, 5), (0.0, 8, 8))):
+                s = np.zeros(m, bool)
+                if western_electric:
+                    s = (up & (_window_count(z > thr, w) >= need)) | (down & (_window_count(z < -thr, w) >= need))
+                sig[r] = s
+            for r, s in sig.items():
+                events += [(bn + int(i), r) for i in _starts(s)]
+            if m:
+                summary[6] = float(sig[2][-1] or sig[3][-1] or sig[4][-1])
+                summary[7] = float(any(s[-max(1, memory):].any() for s in sig.values()))
+    if n >= f_min:
+        w = min(n, f_window)
+        tt = np.asarray(t_days, float)[-w:] - float(t_days[-1])
+        yy = x[-w:]
+        if tt[0] != 0.0:
+            summary[8:12] = theil_sen_ref(tt, yy, z_crit)
+            summary[12] = np.median(tt)
+            summary[13] = np.median(yy)
+    ev = np.array(sorted(events, key=lambda e: (e[0], e[1])), dtype=np.int64).reshape(-1, 2)
+    return summary, ev, keep, ewma, elim, cp, cm

@@ -89,3 +89,174 @@ def theil_sen(t, y, z_crit):
     ru = min(int(np.rint((m + z_crit * sigma) / 2.0)), m - 1)
     rl = max(int(np.rint((m - z_crit * sigma) / 2.0)) - 1, 0)
     return slope, intercept, s[rl], s[ru]
+
+
+# Rule codes in the event list returned by :func:`scan` (order = report order on one day).
+RULE_TOLERANCE, RULE_ACTION, RULE_SHEWHART, RULE_EWMA, RULE_CUSUM, RULE_WE2, RULE_WE3, RULE_WE4 = range(8)
+N_SUMMARY = 14
+
+
+@njit(cache=True)
+def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exact, base_var,
+         k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
+         f_window, f_min, t_days, z_crit):
+    """Every SPC statistic of one segment in one pass (see ``iqa.drift`` for the method).
+
+    ``x``: finite values in time order; ``t_days``: their day numbers (float).  Returns
+    ``(summary, events, keep, ewma, ewma_limit, c_plus, c_minus)``:
+
+    - ``summary`` [0 baseline_ok, 1 mean, 2 sd, 3 mr_bar, 4 kept, 5 out_now, 6 alarm_now,
+      7 recent, 8 slope, 9 intercept, 10 slope_lo, 11 slope_hi, 12 t_median, 13 y_median]
+      (NaN where not computed; the forecast uses the latest ``f_window`` results, t relative to
+      the latest day);
+    - ``events`` (n_events, 2) int64 rows (index into ``x``, rule code): the start of every
+      out-of-control episode;
+    - ``keep``: baseline results kept after outlier removal;
+    - chart arrays for the ``len(x) − bn`` results after the baseline window.
+    """
+    n = x.shape[0]
+    summary = np.full(N_SUMMARY, np.nan)
+    events = np.empty((8 * n + 1, 2), np.int64)
+    ne = 0
+    summary[5] = 0.0
+    summary[6] = 0.0
+    summary[7] = 0.0
+    # tolerance and action limits on every result
+    for rule in range(2):
+        lo = tol_lo if rule == 0 else act_lo
+        hi = tol_hi if rule == 0 else act_hi
+        prev = False
+        for i in range(n):
+            out = x[i] < lo or x[i] > hi
+            if out and not prev:
+                events[ne, 0] = i
+                events[ne, 1] = rule
+                ne += 1
+            prev = out
+        if n > 0 and prev:
+            summary[5] = 1.0
+    nb = min(bn, n)
+    keep = np.ones(nb, np.bool_)
+    m = max(n - bn, 0)
+    ewma = np.zeros(m)
+    elim = np.zeros(m)
+    cp = np.zeros(m)
+    cm = np.zeros(m)
+    if n >= bn:
+        # Phase I: mean, MRbar/d2, iterative removal beyond mean +/- outlier_k sigma
+        mean = np.nan
+        mr = np.nan
+        sd = np.nan
+        cnt = nb
+        for _ in range(max(1, max_iter) + 1):
+            if cnt < 2:
+                mean = np.nan
+                sd = np.nan
+                mr = np.nan
+                if cnt == 1:
+                    for i in range(nb):
+                        if keep[i]:
+                            mean = x[i]
+                break
+            s = 0.0
+            for i in range(nb):
+                if keep[i]:
+                    s += x[i]
+            mean = s / cnt
+            s = 0.0
+            last = -1
+            for i in range(nb):
+                if keep[i]:
+                    if last >= 0:
+                        s += abs(x[i] - x[last])
+                    last = i
+            mr = s / (cnt - 1)
+            sd = mr / d2
+            new = 0
+            for i in range(nb):
+                if keep[i] and abs(x[i] - mean) <= outlier_k * sd:
+                    new += 1
+            if new == cnt or new < 2:
+                break
+            for i in range(nb):
+                if keep[i] and not abs(x[i] - mean) <= outlier_k * sd:
+                    keep[i] = False
+            cnt = new
+        summary[1] = mean
+        summary[2] = sd
+        summary[3] = mr
+        summary[4] = cnt
+        if cnt >= min_kept and sd > 0:
+            summary[0] = 1.0
+            # Phase II charts
+            e = 0.0
+            p = headstart
+            q = headstart
+            shew_lo = mean - shewhart_k * mr
+            shew_hi = mean + shewhart_k * mr
+            a = lam / (2.0 - lam)
+            prev = np.zeros(8, np.bool_)
+            sig = np.zeros(8, np.bool_)
+            hist_up = np.zeros((3, 8), np.bool_)   # ring buffers of the last 8 zone flags
+            hist_dn = np.zeros((3, 8), np.bool_)
+            thr = (2.0, 1.0, 0.0)
+            win = (3, 5, 8)
+            need = (2, 4, 8)
+            recent_from = m - max(1, memory)
+            for j in range(m):
+                i = bn + j
+                z = (x[i] - mean) / sd
+                e = lam * z + (1.0 - lam) * e
+                p = max(0.0, p + z - k)
+                q = max(0.0, q - z - k)
+                var = a * (1.0 - (1.0 - lam) ** (2.0 * (j + 1))) if exact else a
+                if base_var:
+                    var += 1.0 / cnt
+                lim = ewma_L * np.sqrt(var)
+                ewma[j] = e
+                elim[j] = lim
+                cp[j] = p
+                cm[j] = q
+                sig[:] = False
+                sig[RULE_SHEWHART] = (up and x[i] > shew_hi) or (down and x[i] < shew_lo)
+                sig[RULE_EWMA] = (up and e > lim) or (down and e < -lim)
+                sig[RULE_CUSUM] = (up and p > h) or (down and q > h)
+                if western_electric:
+                    for r in range(3):
+                        hist_up[r, j % 8] = z > thr[r]
+                        hist_dn[r, j % 8] = z < -thr[r]
+                        if j + 1 >= win[r]:
+                            cu = 0
+                            cd = 0
+                            for b in range(win[r]):
+                                slot = (j - b) % 8
+                                cu += hist_up[r, slot]
+                                cd += hist_dn[r, slot]
+                            sig[RULE_WE2 + r] = (up and cu >= need[r]) or (down and cd >= need[r])
+                for r in range(2, 8):
+                    if sig[r] and not prev[r]:
+                        events[ne, 0] = i
+                        events[ne, 1] = r
+                        ne += 1
+                    if sig[r] and j >= recent_from:
+                        summary[7] = 1.0
+                    prev[r] = sig[r]
+            if m > 0 and (prev[RULE_SHEWHART] or prev[RULE_EWMA] or prev[RULE_CUSUM]):
+                summary[6] = 1.0
+    # forecast slope over the latest f_window results
+    if n >= f_min:
+        w = min(n, f_window)
+        tt = np.empty(w)
+        yy = np.empty(w)
+        for b in range(w):
+            tt[b] = t_days[n - w + b] - t_days[n - 1]
+            yy[b] = x[n - w + b]
+        if tt[0] != 0.0:
+            slope, icpt, lo, hi = theil_sen(tt, yy, z_crit)
+            summary[8] = slope
+            summary[9] = icpt
+            summary[10] = lo
+            summary[11] = hi
+            summary[12] = np.median(tt)
+            summary[13] = np.median(yy)
+    return summary, events[:ne], keep, ewma, elim, cp, cm

@@ -51,3 +51,43 @@ def test_theil_sen_exact_line_and_degenerate():
     assert (slope, intercept, lo, hi) == (2.5, -1.0, 2.5, 2.5)
     assert np.isnan(spc.theil_sen(np.ones(4), np.arange(4.0), Z95)).all()
     assert np.isnan(spc.theil_sen(np.ones(1), np.ones(1), Z95)).all()
+
+
+def _scan_args(x, t, *, bn=20, up=True, down=True, exact=True, base_var=True, we=True, headstart=0.0,
+               tol=(-np.inf, np.inf), act=(-np.inf, np.inf)):
+    return (x, bn, 1.128, 3.0, 10, 10, 2.66, 0.2, 2.86, exact, base_var, 0.5, 5.0, headstart, we, 5,
+            up, down, tol[0], tol[1], act[0], act[1], 20, 8, t, Z95)
+
+
+def _check_scan(x, t, **kw):
+    got = spc.scan(*_scan_args(x, t, **kw))
+    want = ref.scan_ref(*_scan_args(x, t, **kw))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-12, equal_nan=True)
+    ev = got[1][np.lexsort((got[1][:, 1], got[1][:, 0]))] if got[1].size else got[1].reshape(-1, 2)
+    np.testing.assert_array_equal(ev, want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+    for g, w in zip(got[3:], want[3:]):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("n", [0, 1, 5, 19, 20, 21, 45, 120])
+def test_scan_matches_reference(seed, n):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 2 * n + 1, n)).astype(float)
+    drift = np.where(np.arange(n) > 30, 0.08 * (np.arange(n) - 30), 0.0) * (seed % 3 - 1)
+    x = rng.normal(0, 1, n) + drift
+    if n > 10 and seed % 2:
+        x[rng.integers(0, min(n, 20), 2)] += 6.0          # baseline outliers
+    for kw in [{}, {"up": True, "down": False}, {"up": False, "down": True},
+               {"exact": False, "base_var": False, "headstart": 2.5},
+               {"we": False, "tol": (-2.0, 2.5), "act": (-3.0, np.inf)}]:
+        _check_scan(x, t, **kw)
+
+
+def test_scan_edge_inputs():
+    _check_scan(np.zeros(25), np.arange(25.0))                      # no variation: no charts
+    _check_scan(np.r_[np.zeros(19), 50.0, np.ones(10)], np.arange(30.0))
+    _check_scan(np.arange(30.0) % 2, np.zeros(30))                 # all on one day: no forecast
+    x = np.r_[np.tile([0.0, 1.0], 10), np.full(10, 1e6)]            # huge values
+    _check_scan(x, np.arange(30.0), tol=(-1.0, 2.0))

@@ -1,0 +1,515 @@
+"""Drift detection for QC trend series: baseline, control charts, breach forecast, staleness.
+
+One series is the history of one metric on one (scanner, phantom, protocol).  :func:`evaluate`
+turns its dated values into a :class:`TrendStatus` (``.to_dict()`` is the trend object of
+INTERFACE.md).  Parameters live in ``iqa/criteria/spc.toml`` (:func:`load_params`).
+
+Method (each step cites its source)
+-----------------------------------
+Baseline (Phase I)
+    The first ``baseline_n`` valid results after the last restart (event).  Centre x̄ = mean;
+    σ = MR̄ / d₂ with MR̄ the average moving range of span 2 and d₂ = 1.128 (Montgomery,
+    *Introduction to Statistical Quality Control*, 8th ed. 2019, §6.4, eq. 6.33).  Points beyond
+    x̄ ± ``outlier_k``·σ are removed and x̄, σ recomputed until nothing changes (revised trial
+    limits, Montgomery §6.4); moving ranges are taken between consecutive kept points.  Fewer
+    than ``baseline_n`` results, or fewer than ``baseline_min_kept`` kept, is "insufficient".
+Rules (Phase II: results after the baseline window, standardized z = (x − x̄)/σ)
+    ``shewhart``  individuals chart: x outside x̄ ± 2.66·MR̄ (= 3σ; Montgomery eq. 6.33).
+    ``ewma``      z_i = λ·z_i + (1 − λ)·z_{i−1}, z₀ = 0 (Roberts 1959; Montgomery §9.2, eq. 9.22);
+                  exact time-varying limits ±L·sqrt(λ/(2−λ)·(1 − (1−λ)^{2i}) + 1/m) (eq. 9.25).
+                  The 1/m term (m = kept baseline points, on by default, ``ewma_baseline_variance``)
+                  is the variance of the baseline mean the chart is measured from: x̄ is independent
+                  of later x, so Var(EWMA of x − x̄) gains σ²/m (Jones, Champ & Rigdon 2001).
+    ``cusum``     two-sided tabular CUSUM C⁺ = max(0, C⁺ + z − k), C⁻ = max(0, C⁻ − z − k), signal
+                  when C > h (Page 1954; Montgomery §9.1.2, eqs. 9.2–9.3); optional head start.
+    ``we2`` ``we3`` ``we4``   Western Electric zone tests (Western Electric SQC Handbook 1956):
+                  2 of 3 beyond 2σ, 4 of 5 beyond 1σ, 8 in a row, all on one side -> "watch".
+    ``tolerance`` ``action``  the limits passed in (from the criteria table); judged on every result.
+    Direction: for "up" metrics only the upper side of every chart signals, for "down" only the
+    lower side (a better SNR is not an alarm).  Tolerance and action limits are judged both ways.
+Alarm list
+    For every rule, the date each out-of-control *episode* starts: a rule's first signal after the
+    baseline, and again each time it signals after having been back in control.  The CUSUM is not
+    reset to zero after a signal (a reset would re-signal every few results during a persistent
+    drift); an event restarts the baseline and with it every chart.
+Status (precedence)
+    ``stale`` (no result within ``stale_after_days`` before ``today``) > ``out_of_tolerance`` (the
+    latest result outside its tolerance or action limits) > ``insufficient`` (no baseline yet) >
+    ``alarm`` (an EWMA, CUSUM or Shewhart signal at the latest result) > ``watch`` (any signal,
+    including the Western Electric tests, within the latest ``watch_memory`` results) > ``ok``.
+Forecast
+    Theil–Sen slope (Theil 1950; Sen 1968) over the latest ``forecast_window`` results, with
+    Sen's distribution-free confidence interval (JASA 63:1379, eq. 2.6).  No forecast when the
+    interval contains 0 (slope not significant), when the slope points away from the side that
+    matters, when the fitted level is already past the limit, or when the breach is more than
+    ``forecast_horizon_days`` away.  Breach date = first day the fitted line is past the tolerance
+    (the action limit when no tolerance); its interval comes from the interval's slopes through
+    the same pivot (median day, median value).
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from datetime import date
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from iqa.errors import CriteriaError
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("up", "down", "both")
+STATUSES = ("ok", "watch", "alarm", "out_of_tolerance", "stale", "insufficient")
+ALARM_RULES = ("shewhart", "ewma", "cusum")           # raise "alarm"
+WATCH_RULES = ("we2", "we3", "we4")                   # raise "watch"
+LIMIT_RULES = ("tolerance", "action")                 # raise "out_of_tolerance"
+_RULE_ORDER = {r: i for i, r in enumerate(LIMIT_RULES + ALARM_RULES + WATCH_RULES)}
+_Z_975 = 1.959963984540054
+
+
+@dataclass(frozen=True, slots=True)
+class SpcParams:
+    """SPC parameters (defaults: ``iqa/criteria/spc.toml``, where each value cites its source)."""
+
+    baseline_n: int = 20
+    d2: float = 1.128
+    outlier_k: float = 3.0
+    outlier_max_iter: int = 10
+    baseline_min_kept: int = 10
+    shewhart_k: float = 2.66
+    ewma_lambda: float = 0.2
+    ewma_L: float = 2.86
+    ewma_limits: str = "exact"
+    ewma_baseline_variance: bool = True
+    cusum_k: float = 0.5
+    cusum_h: float = 5.0
+    cusum_headstart: float = 0.0
+    western_electric: bool = True
+    watch_memory: int = 5
+    forecast_window: int = 20
+    forecast_min_n: int = 8
+    forecast_confidence: float = 0.95
+    forecast_horizon_days: float = 365.0
+    stale_days_ct: float = 14.0
+    stale_days_mr: float = 30.0
+    name: str = "iqa SPC defaults"
+    version: str = "2026.1"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.baseline_n < 2:
+            problems.append("baseline_n must be at least 2")
+        if not 0.0 < self.ewma_lambda <= 1.0:
+            problems.append("ewma_lambda must be in (0, 1]")
+        if self.ewma_limits not in ("exact", "asymptotic"):
+            problems.append("ewma_limits must be 'exact' or 'asymptotic'")
+        if min(self.ewma_L, self.cusum_h, self.shewhart_k, self.outlier_k, self.d2) <= 0:
+            problems.append("limits (ewma_L, cusum_h, shewhart_k, outlier_k, d2) must be positive")
+        if not 0.5 < self.forecast_confidence < 1.0:
+            problems.append("forecast_confidence must be in (0.5, 1)")
+        if self.forecast_min_n < 3 or self.forecast_window < self.forecast_min_n:
+            problems.append("need 3 <= forecast_min_n <= forecast_window")
+        if problems:
+            raise CriteriaError(f"SPC parameters: {'; '.join(problems)}")
+
+    def stale_days(self, modality: str | None) -> float | None:
+        """Staleness limit in days for a modality ("CT" 14, "MR" 30 by default; else None)."""
+        return {"CT": self.stale_days_ct, "MR": self.stale_days_mr}.get((modality or "").upper())
+
+
+def _parse_params(text: str, where: str) -> tuple[SpcParams, dict[str, tuple[str, ...]]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CriteriaError(f"{where}: not valid TOML ({exc})") from None
+    directions = data.pop("direction", {})
+    known = {f.name for f in fields(SpcParams)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CriteriaError(f"{where}: unknown SPC parameter(s) {', '.join(unknown)}; "
+                            f"valid names: {', '.join(sorted(known))}")
+    try:
+        params = SpcParams(**data)
+    except TypeError as exc:
+        raise CriteriaError(f"{where}: {exc}") from None
+    table = {}
+    for side in DIRECTIONS:
+        pats = directions.get(side, [])
+        if not isinstance(pats, list) or not all(isinstance(p, str) for p in pats):
+            raise CriteriaError(f"{where}: direction.{side} must be a list of metric names or patterns")
+        table[side] = tuple(pats)
+    return params, table
+
+
+@functools.cache
+def _builtin() -> tuple[SpcParams, dict[str, tuple[str, ...]]]:
+    text = resources.files("iqa.criteria").joinpath("spc.toml").read_text(encoding="utf-8")
+    return _parse_params(text, "iqa/criteria/spc.toml")
+
+
+def load_params(path: str | os.PathLike | None = None) -> SpcParams:
+    """SPC parameters from ``path`` (a site copy of spc.toml) or the built-in ``spc.toml``."""
+    if path is None:
+        return _builtin()[0]
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise CriteriaError(f"{path}: cannot read SPC parameters ({exc.strerror or exc})") from None
+    return _parse_params(text, str(path))[0]
+
+
+def metric_direction(metric: str) -> str:
+    """Which side of ``metric`` matters: "up" (noise), "down" (SNR, MTF) or "both" (HU, lengths).
+
+    From the ``[direction]`` table of ``spc.toml`` (exact names first, then patterns); a metric
+    not listed is "both".
+    """
+    table = _builtin()[1]
+    for side in DIRECTIONS:
+        if metric in table[side]:
+            return side
+    for side in DIRECTIONS:
+        if any(fnmatch.fnmatchcase(metric, p) for p in table[side]):
+            return side
+    return "both"
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    n: int                 # results kept after outlier removal
+    mean: float
+    sd: float              # MR̄ / d₂, in the metric's unit
+    mr_bar: float
+    start: str             # first and last date of the baseline window (ISO dates)
+    end: str
+    window_n: int          # results in the window, kept or not
+    removed: tuple[str, ...] = ()   # dates of results removed as outliers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "mean": self.mean, "sd": self.sd, "from": self.start, "to": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    date: str
+    rule: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"date": self.date, "rule": self.rule, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    breach_date: str
+    limit: float
+    slope_per_day: float
+    interval: tuple[str, str]        # earliest and latest breach date from the slope's interval
+    slope_interval: tuple[float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"breach_date": self.breach_date, "limit": self.limit,
+                "slope_per_day": self.slope_per_day, "interval": list(self.interval)}
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Arrays behind the status, for plotting (segment since the last restart, valid results only)."""
+
+    dates: np.ndarray              # datetime64[D]
+    values: np.ndarray
+    monitor_from: int              # index of the first result after the baseline window
+    ewma: np.ndarray               # σ units, one per monitored result
+    ewma_limit: np.ndarray         # ± this, σ units
+    cusum_plus: np.ndarray
+    cusum_minus: np.ndarray
+    shewhart: tuple[float, float]  # x̄ ± 2.66·MR̄ in the metric's unit
+    mean: float                    # baseline centre and σ (metric's unit)
+    sd: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrendStatus:
+    n: int
+    baseline: Baseline | None
+    last: tuple[str, float] | None
+    status: str
+    alarms: tuple[Alarm, ...] = ()
+    forecast: Forecast | None = None
+    warnings: tuple[str, ...] = ()
+    chart: Chart | None = field(default=None, compare=False, repr=False)
+
+    def first_alarm(self, rules: Iterable[str] = ALARM_RULES) -> str | None:
+        """Date of the earliest alarm raised by any of ``rules`` (ISO date), or None."""
+        rules = set(rules)
+        dates = [a.date for a in self.alarms if a.rule in rules]
+        return min(dates) if dates else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "last": {"date": self.last[0], "value": self.last[1]} if self.last else None,
+            "status": self.status,
+            "alarms": [a.to_dict() for a in self.alarms],
+            "forecast": self.forecast.to_dict() if self.forecast else None,
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+def _days(dates: Any) -> np.ndarray:
+    """Dates (datetime64, date/datetime objects or ISO strings) -> datetime64[D] array."""
+    a = np.asarray(dates)
+    if a.dtype.kind != "M":
+        a = a.astype("datetime64[D]") if a.size else np.empty(0, "datetime64[D]")
+    return a.astype("datetime64[D]", copy=False)
+
+
+def _iso(day: np.datetime64) -> str:
+    return str(day.astype("datetime64[D]"))
+
+
+def _interval(limits: Sequence[float | None] | None, what: str) -> tuple[float, float] | None:
+    if limits is None:
+        return None
+    if len(limits) != 2:
+        raise ValueError(f"{what} must be (low, high), got {limits!r}")
+    lo = -math.inf if limits[0] is None else float(limits[0])
+    hi = math.inf if limits[1] is None else float(limits[1])
+    if lo > hi:
+        raise ValueError(f"{what} low bound {lo} is above the high bound {hi}")
+    return lo, hi
+
+
+def baseline_estimate(values: np.ndarray, *, d2: float = 1.128, outlier_k: float = 3.0,
+                      max_iter: int = 10) -> tuple[float, float, float, np.ndarray]:
+    """Centre and σ of a baseline with iterative outlier removal.
+
+    σ = MR̄/d₂ (Montgomery 2019 eq. 6.33), MR̄ over consecutive kept values; points beyond
+    x̄ ± ``outlier_k``·σ are dropped and the estimate repeated until stable (Phase I revised
+    limits, Montgomery §6.4).  Returns ``(mean, sd, mr_bar, kept_mask)``; ``sd`` is NaN with
+    fewer than two kept values.
+    """
+    x = np.asarray(values, dtype=float)
+    keep = np.ones(x.size, bool)
+    mean = sd = mr = math.nan
+    for _ in range(max(1, max_iter) + 1):
+        v = x[keep]
+        if v.size < 2:
+            mean = float(v.mean()) if v.size else math.nan
+            sd = mr = math.nan
+            break
+        mean = float(v.mean())
+        mr = float(np.abs(np.diff(v)).mean())
+        sd = mr / d2
+        new = keep & (np.abs(x - mean) <= outlier_k * sd)
+        if new.sum() == keep.sum() or new.sum() < 2:
+            break
+        keep = new
+    return mean, sd, mr, keep
+
+
+# ---------------------------------------------------------------------------------------------
+
+def evaluate(dates: Any, values: Any, *, direction: str = "both",
+             tolerance: Sequence[float | None] | None = None,
+             action: Sequence[float | None] | None = None,
+             restarts: Iterable[Any] = (), baseline_n: int | None = None,
+             today: Any = None, stale_after_days: float | None = None,
+             params: SpcParams | None = None) -> TrendStatus:
+    """Drift status of one metric's history.
+
+    Parameters
+    ----------
+    dates, values
+        Acquisition dates (datetime64, ``date``/``datetime`` or ISO strings; day resolution) and
+        values in the metric's unit.  Non-finite values are ignored (with a warning).
+    direction
+        "up", "down" or "both": which side of the control charts may signal
+        (:func:`metric_direction`).
+    tolerance, action
+        ``(low, high)`` limits in the metric's unit (None for an open end), from the criteria table.
+    restarts
+        Event dates (PM, calibration, tube, coil, software, phantom): the baseline restarts at the
+        latest one; results on or after it form the evaluated segment.
+    baseline_n
+        Results in the baseline (default ``params.baseline_n``, 20).
+    today, stale_after_days
+        Staleness: no result within ``stale_after_days`` days before ``today`` (default: the
+        current date) -> "stale".  No check when ``stale_after_days`` is None.
+    params
+        :class:`SpcParams` (default: ``iqa/criteria/spc.toml``).
+
+    Returns
+    -------
+    TrendStatus
+        ``n`` counts the valid results since the last restart.  See the module docstring for the
+        rules, the alarm list and the status precedence.
+    """
+    p = params if params is not None else _builtin()[0]
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    bn = p.baseline_n if baseline_n is None else int(baseline_n)
+    if bn < 2:
+        raise ValueError(f"baseline_n must be at least 2, got {bn}")
+    tol = _interval(tolerance, "tolerance")
+    act = _interval(action, "action")
+
+    day = _days(dates)
+    x = np.asarray(values, dtype=float).ravel()
+    if day.shape != x.shape:
+        raise ValueError(f"{day.size} dates but {x.size} values")
+    warnings: list[str] = []
+    if x.size > 1 and (day[1:] < day[:-1]).any():
+        order = np.argsort(day, kind="stable")
+        day, x = day[order], x[order]
+    ok = np.isfinite(x)
+    if not ok.all():
+        warnings.append(f"{int((~ok).sum())} non-finite value(s) ignored")
+        day, x = day[ok], x[ok]
+    restarts = list(restarts)
+    if restarts:
+        r = _days(restarts).max()
+        seg = day >= r
+        if not seg.all():
+            day, x = day[seg], x[seg]
+        warnings.append(f"baseline restarted at event {_iso(r)}")
+    n = int(x.size)
+    last = (_iso(day[-1]), float(x[-1])) if n else None
+
+    from iqa.kernels import spc
+
+    up = direction != "down"
+    down = direction != "up"
+    tl, th = tol if tol is not None else (-math.inf, math.inf)
+    al, ah = act if act is not None else (-math.inf, math.inf)
+    tdays = day.astype(np.int64).astype(float)
+    zc = _Z_975 if p.forecast_confidence == 0.95 else _norm_ppf(0.5 + p.forecast_confidence / 2)
+    summary, events, keep, ewma, elim, cp, cm = spc.scan(
+        x, bn, p.d2, p.outlier_k, p.outlier_max_iter, p.baseline_min_kept, p.shewhart_k,
+        p.ewma_lambda, p.ewma_L, p.ewma_limits == "exact", p.ewma_baseline_variance,
+        p.cusum_k, p.cusum_h, p.cusum_headstart, p.western_electric, p.watch_memory, up, down,
+        tl, th, al, ah, p.forecast_window, p.forecast_min_n, tdays, zc)
+
+    baseline = None
+    chart = None
+    insufficient = n < bn
+    if insufficient:
+        warnings.append(f"baseline needs {bn} results since the last event, have {n}")
+    else:
+        mean, sd, mr, kept = float(summary[1]), float(summary[2]), float(summary[3]), int(summary[4])
+        removed = tuple(_iso(d) for d in day[:bn][~keep]) if kept < bn else ()
+        if removed:
+            warnings.append(f"baseline: {len(removed)} outlier(s) removed ({', '.join(removed)})")
+        baseline = Baseline(kept, mean, sd, mr, _iso(day[0]), _iso(day[bn - 1]), bn, removed)
+        if kept < p.baseline_min_kept:
+            insufficient = True
+            warnings.append(f"baseline: only {kept} of {bn} results kept after outlier removal "
+                            f"(need {p.baseline_min_kept}); add results or record an event")
+        elif not sd > 0:
+            warnings.append(f"baseline has no variation (all {kept} values {mean:.4g}); control charts skipped")
+        else:
+            chart = Chart(day, x, bn, ewma, elim, cp, cm,
+                          (mean - p.shewhart_k * mr, mean + p.shewhart_k * mr), mean, sd)
+    alarms = [_alarm(int(i), int(r), day, x, chart, tol, act, p) for i, r in events]
+
+    forecast = _forecast(summary, day, direction, tol, act, p)
+
+    stale = False
+    if stale_after_days is not None:
+        ref = np.datetime64(date.today(), "D") if today is None else _days([today])[0]
+        if n == 0:
+            stale = True
+            warnings.append("no results to judge staleness by")
+        else:
+            age = int((ref - day[-1]).astype(np.int64))
+            if age > stale_after_days:
+                stale = True
+                warnings.append(f"no result for {age} days (limit {stale_after_days:g})")
+
+    if stale:
+        status = "stale"
+    elif summary[5]:
+        status = "out_of_tolerance"
+    elif insufficient:
+        status = "insufficient"
+    elif summary[6]:
+        status = "alarm"
+    elif summary[7]:
+        status = "watch"
+    else:
+        status = "ok"
+    alarms.sort(key=lambda a: (a.date, _RULE_ORDER[a.rule]))
+    return TrendStatus(n, baseline, last, status, tuple(alarms), forecast, tuple(warnings), chart)
+
+
+_RULES = LIMIT_RULES + ALARM_RULES + WATCH_RULES     # index = kernel rule code
+_WE_TEXT = {"we2": "2 of 3 beyond 2σ", "we3": "4 of 5 beyond 1σ", "we4": "8 in a row on one side"}
+
+
+def _alarm(i: int, code: int, day, x, chart: Chart | None, tol, act, p: SpcParams) -> Alarm:
+    rule = _RULES[code]
+    v = x[i]
+    if rule in LIMIT_RULES:
+        lo, hi = tol if rule == "tolerance" else act
+        side, bound = ("above", hi) if v > hi else ("below", lo)
+        detail = f"{v:.4g} {side} {rule} limit {bound:.4g}"
+    else:
+        j = i - chart.monitor_from
+        if rule == "shewhart":
+            lo, hi = chart.shewhart
+            detail = f"{v:.4g} outside x̄ ± {p.shewhart_k:g}·MR̄ [{lo:.4g}, {hi:.4g}]"
+        elif rule == "ewma":
+            detail = (f"EWMA {chart.ewma[j]:+.2f}σ beyond ±{chart.ewma_limit[j]:.2f}σ "
+                      f"(λ {p.ewma_lambda:g}, L {p.ewma_L:g})")
+        elif rule == "cusum":
+            which, c = (("C+", chart.cusum_plus[j]) if chart.cusum_plus[j] > p.cusum_h
+                        else ("C-", chart.cusum_minus[j]))
+            detail = f"CUSUM {which} {c:.2f} > h {p.cusum_h:g} (k {p.cusum_k:g})"
+        else:
+            detail = f"{_WE_TEXT[rule]} (z {(v - chart.mean) / chart.sd:+.2f})"
+    return Alarm(_iso(day[i]), rule, detail)
+
+
+def _forecast(summary, day, direction, tol, act, p: SpcParams) -> Forecast | None:
+    """Breach date from the Theil–Sen fit computed by the kernel (module docstring)."""
+    slope, icpt, lo, hi, t_med, y_med = (float(v) for v in summary[8:14])
+    if not (lo > 0 or hi < 0):            # NaN (not computed) is also "no forecast"
+        return None
+    rising = slope > 0
+    if (rising and direction == "down") or (not rising and direction == "up"):
+        return None
+    limits = tol if tol is not None else act
+    if limits is None:
+        return None
+    bound = limits[1] if rising else limits[0]
+    if not math.isfinite(bound):
+        return None
+    when = (bound - icpt) / slope                          # days after the latest result
+    if when <= 0 or when > p.forecast_horizon_days:
+        return None
+    ends = sorted(t_med + (bound - y_med) / s for s in (lo, hi))
+    last = day[-1]
+
+    def at(days_after: float) -> str:
+        return _iso(last + np.timedelta64(int(math.ceil(max(days_after, 0.0))), "D"))
+
+    return Forecast(at(when), bound, slope, (at(ends[0]), at(ends[1])), (lo, hi))
+
+
+def _norm_ppf(q: float) -> float:
+    from scipy.stats import norm
+    return float(norm.ppf(q))
