@@ -29,15 +29,33 @@ def _radial_bins(stack, cy, cx, r_min, r_max, bin_px, sums, counts, rsums):
     nz, ny, nx = stack.shape
     nb = sums.shape[0]
     r_max2 = r_max * r_max
+    r_min2 = r_min * r_min
     for z in range(nz):
         y0 = max(int(np.floor(cy[z] - r_max)), 0)
         y1 = min(int(np.ceil(cy[z] + r_max)), ny - 1)
-        x0 = max(int(np.floor(cx[z] - r_max)), 0)
-        x1 = min(int(np.ceil(cx[z] + r_max)), nx - 1)
         for y in range(y0, y1 + 1):
             dy = y - cy[z]
-            for x in range(x0, x1 + 1):
+            rest = r_max2 - dy * dy
+            if rest <= 0.0:
+                continue
+            wo = np.sqrt(rest)
+            # the annulus r_min <= r < r_max cut by this row: one or two runs of columns
+            wi = np.sqrt(r_min2 - dy * dy) if dy * dy < r_min2 else -1.0
+            xa = max(int(np.floor(cx[z] - wo)), 0)
+            xb = min(int(np.ceil(cx[z] + wo)), nx - 1)
+            if wi > 1.0:
+                xl = min(int(np.floor(cx[z] - wi)) + 1, xb + 1)   # last column of the left run + 1
+                xr = max(int(np.ceil(cx[z] + wi)) - 1, xa)        # first column of the right run - 1
+            else:
+                xl = xb + 1
+                xr = xb
+            x = xa
+            while x <= xb:
+                if x == xl and xr >= xl:
+                    x = xr + 1
+                    continue
                 dx = x - cx[z]
+                x += 1
                 d2 = dy * dy + dx * dx
                 if d2 >= r_max2:
                     continue
@@ -47,7 +65,7 @@ def _radial_bins(stack, cy, cx, r_min, r_max, bin_px, sums, counts, rsums):
                 b = int(np.floor((r - r_min) / bin_px))
                 if b < 0 or b >= nb:
                     continue
-                v = np.float64(stack[z, y, x])
+                v = np.float64(stack[z, y, x - 1])
                 if np.isfinite(v):
                     sums[b] += v
                     counts[b] += 1

@@ -24,6 +24,8 @@ Public API::
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -36,6 +38,15 @@ def poly2_design(ny: int, nx: int) -> np.ndarray:
     x = x.ravel()
     y = y.ravel()
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+
+
+@lru_cache(maxsize=32)
+def _poly2_basis(ny: int, nx: int) -> np.ndarray:
+    """Orthonormal basis (ny*nx, 6) of the 2nd-order surfaces (QR of the design matrix), read-only."""
+    q, _ = np.linalg.qr(poly2_design(ny, nx))
+    q = np.ascontiguousarray(q)
+    q.setflags(write=False)
+    return q
 
 
 def detrend_poly2(rois: np.ndarray) -> np.ndarray:
@@ -58,18 +69,20 @@ def detrend_poly2(rois: np.ndarray) -> np.ndarray:
     n, ny, nx = arr.shape
     if ny * nx < 6:
         raise ValueError("ROIs need at least 6 pixels for a 2nd-order fit")
-    a = poly2_design(ny, nx)
+    q = _poly2_basis(ny, nx)
     flat = arr.reshape(n, ny * nx)
-    coef = flat @ np.linalg.pinv(a).T          # (n, 6)
-    res = (flat - coef @ a.T).reshape(n, ny, nx)
+    res = (flat - (flat @ q) @ q.T).reshape(n, ny, nx)   # least-squares residual (projection)
     return res[0] if squeeze else res
 
 
-def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True):
+def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True,
+           return_variance: bool = False):
     """Ensemble 2-D NPS (HU² mm²) of square ROIs (TG-233 eq. 5.1).
 
     Returns the NPS in FFT order (zero frequency at [0, 0]) and the frequency axes fy, fx in
-    cycles/mm (``numpy.fft.fftfreq``).
+    cycles/mm (``numpy.fft.fftfreq``); with ``return_variance`` also the mean variance (HU²) of
+    the detrended ROIs, which the NPS integral must equal.  The half spectrum ``rfft2`` is
+    computed and mirrored (|F(−k)| = |F(k)| for real input).
     """
     arr = np.asarray(rois, dtype=np.float64)
     if arr.ndim == 2:
@@ -78,9 +91,20 @@ def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True
         raise ValueError("NPS ROIs contain non-finite pixels")
     res = detrend_poly2(arr) if detrend else arr - arr.mean(axis=(1, 2), keepdims=True)
     n, ny, nx = res.shape
-    power = np.abs(np.fft.fft2(res)) ** 2
-    nps = power.mean(axis=0) * (dx_mm * dy_mm) / (nx * ny)
-    return nps, np.fft.fftfreq(ny, d=dy_mm), np.fft.fftfreq(nx, d=dx_mm)
+    spec = np.fft.rfft2(res)
+    half = (spec.real ** 2 + spec.imag ** 2).mean(axis=0)
+    power = np.empty((ny, nx))
+    nh = half.shape[1]
+    power[:, :nh] = half
+    if nx > nh:
+        kx = np.arange(nh, nx)
+        ky = (-np.arange(ny)) % ny
+        power[:, nh:] = half[ky][:, nx - kx]
+    nps = power * (dx_mm * dy_mm) / (nx * ny)
+    fy, fx = np.fft.fftfreq(ny, d=dy_mm), np.fft.fftfreq(nx, d=dx_mm)
+    if return_variance:
+        return nps, fy, fx, float(np.mean(res ** 2))
+    return nps, fy, fx
 
 
 @njit(cache=True)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Body", "find_body", "circle_fit", "edge_circle", "position_px", "RoiStats", "roi_stats_mm",
-    "pooled", "MTFResult", "mtf_circular_edge", "refine_disk_centre", "NPSResult", "nps_from_rois",
+    "pooled", "MTFResult", "mtf_circular_edge", "refine_disk_centre", "NPSResult", "nps_from_rois", "nps_grid_px",
     "Linearity", "linearity", "isotropic_pixel_mm", "contiguous_slices",
 ]
 
@@ -131,27 +131,32 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
     from scipy import ndimage
 
     img = np.asarray(image)
-    ok = np.isfinite(img)
-    mask = ok & (img > threshold_hu)
+    dy, dx = float(spacing_mm[0]), float(spacing_mm[1])
+    # coarse mask on a ~1 mm grid (cheap labelling); the edge itself is fitted at full resolution
+    s = max(1, int(1.0 / max(dy, dx)))
+    sub = img[::s, ::s]
+    mask = np.isfinite(sub) & (sub > threshold_hu)
     if not mask.any():
         raise LocalizationError(f"{where}: no object above {threshold_hu:g} HU; is this a phantom scan?")
     body = ndimage.binary_fill_holes(_largest_component(mask))
-    dy, dx = float(spacing_mm[0]), float(spacing_mm[1])
-    area = float(body.sum()) * dy * dx
+    area = float(body.sum()) * dy * dx * s * s
     if area < math.pi * min_radius_mm ** 2:
         raise LocalizationError(f"{where}: largest object is only {area / 100:.1f} cm²; no phantom found")
     if body[0].any() or body[-1].any() or body[:, 0].any() or body[:, -1].any():
         raise LocalizationError(f"{where}: the phantom touches the image border (cut by the field of view); "
                                 f"centre the phantom or reconstruct a larger field of view")
     yy, xx = np.nonzero(body)
-    cy0, cx0 = yy.mean(), xx.mean()
+    cy0, cx0 = yy.mean() * s, xx.mean() * s
     r0_mm = math.sqrt(area / math.pi)
-    # levels: body inside (median of a central disk) and air outside (median of a ring just outside)
-    inside = img[body & ok]
-    body_level = float(np.median(inside))
-    ring = ndimage.binary_dilation(body, iterations=max(3, int(round(6.0 / min(dy, dx))))) & ~ndimage.binary_dilation(
-        body, iterations=max(1, int(round(2.0 / min(dy, dx)))))
-    air_level = float(np.median(img[ring & ok])) if (ring & ok).any() else -1000.0
+    ok = np.isfinite(img)
+    step = max(1, int(0.5 * r0_mm / max(dy, dx) / 50))          # ~100 x 100 samples suffice
+    yo, xo = np.ogrid[0:img.shape[0]:step, 0:img.shape[1]:step]
+    sub_r = np.hypot((yo - cy0) * dy, (xo - cx0) * dx)
+    sub_i, sub_ok = img[::step, ::step], ok[::step, ::step]
+    inner = (sub_r < 0.8 * r0_mm) & sub_ok
+    body_level = float(np.median(sub_i[inner])) if inner.any() else float(np.median(sub[body]))
+    ring = (sub_r > r0_mm + 3.0) & (sub_r < r0_mm + 8.0) & sub_ok
+    air_level = float(np.median(sub_i[ring])) if ring.any() else -1000.0
     half = 0.5 * (body_level + air_level)
     # outermost crossing on each ray, searched from r0 + 8 mm inward to r0 - 8 mm
     th = np.linspace(0, 2 * np.pi, n_rays, endpoint=False)
@@ -161,22 +166,17 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
     xs = cx0 + np.outer(np.cos(th), radii) / dx
     prof = bilinear(img, ys.ravel(), xs.ravel()).reshape(ys.shape)
     above = prof > half
-    pts_y, pts_x = [], []
-    for k in range(n_rays):
-        idx = np.flatnonzero(above[k])
-        if idx.size == 0 or idx[0] == 0:
-            continue
-        i = idx[0]
-        a, b = prof[k, i - 1], prof[k, i]
-        if not (np.isfinite(a) and np.isfinite(b)) or b == a:
-            continue
-        t = (half - a) / (b - a)
-        r = radii[i - 1] + t * (radii[i] - radii[i - 1])
-        pts_y.append(cy0 - math.sin(th[k]) * r / dy)
-        pts_x.append(cx0 + math.cos(th[k]) * r / dx)
-    if len(pts_y) < n_rays // 2:
-        raise LocalizationError(f"{where}: phantom outline not found on enough rays ({len(pts_y)}/{n_rays})")
-    py, px = np.array(pts_y), np.array(pts_x)
+    i = np.argmax(above, axis=1)                     # first sample above the half level, from outside
+    k = np.flatnonzero(above.any(axis=1) & (i > 0))
+    i = i[k]
+    a, b = prof[k, i - 1], prof[k, i]
+    fine = np.isfinite(a) & np.isfinite(b) & (b != a)
+    k, i, a, b = k[fine], i[fine], a[fine], b[fine]
+    if k.size < n_rays // 2:
+        raise LocalizationError(f"{where}: phantom outline not found on enough rays ({k.size}/{n_rays})")
+    r = radii[i - 1] + (half - a) / (b - a) * (radii[i] - radii[i - 1])
+    py = cy0 - np.sin(th[k]) * r / dy
+    px = cx0 + np.cos(th[k]) * r / dx
     cy, cx, _ = circle_fit(py * dy, px * dx)           # fit in mm so non-square pixels stay round
     rr = np.hypot(py * dy - cy, px * dx - cx)
     # one robust pass: drop edge points far off the circle (e.g. a notch or the couch)
@@ -184,7 +184,12 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
     if keep.sum() >= n_rays // 2 and not keep.all():
         cy, cx, _ = circle_fit(py[keep] * dy, px[keep] * dx)
         rr = np.hypot(py[keep] * dy - cy, px[keep] * dx - cx)
-    return Body((cy / dy, cx / dx), float(rr.mean()), area, float(rr.std() / rr.mean()))
+    radius = float(rr.mean())
+    ny, nx = img.shape
+    if cy - radius < 0 or cx - radius < 0 or cy + radius > (ny - 1) * dy or cx + radius > (nx - 1) * dx:
+        raise LocalizationError(f"{where}: the phantom outline runs outside the image (cut by the field of view); "
+                                f"centre the phantom or reconstruct a larger field of view")
+    return Body((cy / dy, cx / dx), radius, area, float(rr.std() / rr.mean()))
 
 
 def edge_circle(image: np.ndarray, *, spacing_mm, centre_yx_px, radius_mm: float, inside_hu: float,
@@ -208,20 +213,20 @@ def edge_circle(image: np.ndarray, *, spacing_mm, centre_yx_px, radius_mm: float
     ys = cy0 - np.outer(np.sin(th), radii) / dy
     xs = cx0 + np.outer(np.cos(th), radii) / dx
     prof = sign * (bilinear(image, ys.ravel(), xs.ravel()).reshape(ys.shape) - half)
-    py, px = [], []
-    for k in range(n_rays):
-        p = prof[k]
-        cross = np.flatnonzero((p[:-1] > 0) & (p[1:] <= 0))
-        if cross.size == 0:
-            continue
-        i = cross[np.argmin(np.abs(radii[cross] - radius_mm))]
-        t = p[i] / (p[i] - p[i + 1])
-        r = radii[i] + t * (radii[i + 1] - radii[i])
-        py.append(cy0 - math.sin(th[k]) * r / dy)
-        px.append(cx0 + math.cos(th[k]) * r / dx)
-    if len(py) < n_rays // 2:
+    cross = (prof[:, :-1] > 0) & (prof[:, 1:] <= 0)
+    # crossing nearest the nominal radius on each ray
+    dist = np.where(cross, np.abs(radii[:-1] - radius_mm)[None, :], np.inf)
+    i = np.argmin(dist, axis=1)
+    found = np.isfinite(dist[np.arange(n_rays), i])
+    if found.sum() < n_rays // 2:
         raise LocalizationError(f"insert edge not found near ({cy0:.1f}, {cx0:.1f}) px")
-    cy, cx, r = circle_fit(np.array(py) * dy, np.array(px) * dx)
+    k = np.flatnonzero(found)
+    i = i[k]
+    a, b = prof[k, i], prof[k, i + 1]
+    r = radii[i] + a / (a - b) * (radii[i + 1] - radii[i])
+    py = cy0 - np.sin(th[k]) * r / dy
+    px = cx0 + np.cos(th[k]) * r / dx
+    cy, cx, r = circle_fit(py * dy, px * dx)
     return (cy / dy, cx / dx), r
 
 
@@ -461,6 +466,27 @@ class NPSResult:
     roi_px: int
 
 
+def nps_grid_px(centre_yx_px, spacing_mm, *, size_mm: float, within_mm: float, step_mm: float | None = None,
+                avoid=()) -> np.ndarray:
+    """Centres (pixels, (k, 2)) of square NPS ROIs on a grid (TG-233: overlapping ROIs allowed).
+
+    The grid has pitch ``step_mm`` (default half the ROI side) about the centre; an ROI is kept
+    when its whole square lies within ``within_mm`` of the centre and it stays clear (2 mm) of
+    every ``(centre_yx_px, radius_mm)`` disk in ``avoid`` (rods, inserts).
+    """
+    step = step_mm if step_mm is not None else size_mm / 2
+    half_diag = size_mm / math.sqrt(2.0)
+    g = np.arange(-math.floor(within_mm / step), math.floor(within_mm / step) + 1) * step
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    keep = np.hypot(gy, gx) + half_diag <= within_mm
+    cy = centre_yx_px[0] + gy[keep] / spacing_mm[0]
+    cx = centre_yx_px[1] + gx[keep] / spacing_mm[1]
+    ok = np.ones(cy.size, dtype=bool)
+    for (ay, ax), ar in avoid:
+        ok &= np.hypot((cy - ay) * spacing_mm[0], (cx - ax) * spacing_mm[1]) > half_diag + ar + 2.0
+    return np.stack([cy[ok], cx[ok]], axis=1)
+
+
 def nps_from_rois(stack: np.ndarray, *, spacing_mm, centres_yx_px, size_mm: float, where: str = "") -> NPSResult:
     """2-D NPS from square ROIs centred at ``centres_yx_px`` on every slice (TG-233 eq. 5.1).
 
@@ -489,11 +515,9 @@ def nps_from_rois(stack: np.ndarray, *, spacing_mm, centres_yx_px, size_mm: floa
     stack_rois = np.concatenate(rois, axis=0).astype(np.float64)
     if not np.all(np.isfinite(stack_rois)):
         raise LocalizationError(f"{where}: NPS ROIs hold non-finite pixels")
-    nps, fy, fx = nps_2d(stack_rois, dy, dx)
+    nps, fy, fx, variance = nps_2d(stack_rois, dy, dx, return_variance=True)
     dfy, dfx = 1.0 / (n * dy), 1.0 / (n * dx)
     integral = float(nps.sum() * dfy * dfx)
-    from iqa.kernels.nps import detrend_poly2
-    variance = float(np.mean(np.mean(detrend_poly2(stack_rois) ** 2, axis=(1, 2))))
     f2d = np.hypot(fy[:, None], fx[None, :])
     mean_f = float((f2d * nps).sum() / nps.sum()) * 10.0 if nps.sum() > 0 else float("nan")
     f_c, rad, cnt = radial_average(nps, fy, fx, max(dfy, dfx))
@@ -501,11 +525,12 @@ def nps_from_rois(stack: np.ndarray, *, spacing_mm, centres_yx_px, size_mm: floa
     f_c, rad = f_c[ok], rad[ok]
     i = int(np.argmax(rad[1:])) + 1 if rad.size > 2 else int(np.argmax(rad))
     peak = f_c[i]
-    if 0 < i < rad.size - 1:
-        a, b, cc = rad[i - 1], rad[i], rad[i + 1]
-        den = a - 2 * b + cc
-        if den < 0:
-            peak = f_c[i] + 0.5 * (a - cc) / den * (f_c[i + 1] - f_c[i])
+    # sub-bin refinement: least-squares parabola through the 5 bins around the maximum
+    lo, hi = max(i - 2, 1), min(i + 3, rad.size)
+    if hi - lo >= 3:
+        a2, a1, _ = np.polyfit(f_c[lo:hi] - f_c[i], rad[lo:hi], 2)
+        if a2 < 0:
+            peak = f_c[i] + float(np.clip(-a1 / (2 * a2), f_c[lo] - f_c[i], f_c[hi - 1] - f_c[i]))
     return NPSResult(f_c * 10.0, rad, float(peak) * 10.0, mean_f, integral, variance, len(stack_rois), n)
 
 
