@@ -12,9 +12,10 @@ Baseline (Phase I)
     *Introduction to Statistical Quality Control*, 8th ed. 2019, §6.4, eq. 6.33).  Points beyond
     x̄ ± ``outlier_k``·σ are removed and x̄, σ recomputed until nothing changes (revised trial
     limits, Montgomery §6.4); moving ranges are taken between consecutive kept points.  Fewer
-    than ``baseline_n`` results, or fewer than ``baseline_min_kept`` kept, is "insufficient".
+    than ``baseline_n`` results, or fewer than ``baseline_min_fraction`` of them kept, is "insufficient".
 Rules (Phase II: results after the baseline window, standardized z = (x − x̄)/σ)
-    ``shewhart``  individuals chart: x outside x̄ ± 2.66·MR̄ (= 3σ; Montgomery eq. 6.33).
+    ``shewhart``  individuals chart: x outside x̄ ± 2.66·MR̄ (= 3σ; Montgomery eq. 6.33); "watch"
+                  unless ``shewhart_alarm`` (spc.toml explains why: the false-alarm budget).
     ``ewma``      z_i = λ·z_i + (1 − λ)·z_{i−1}, z₀ = 0 (Roberts 1959; Montgomery §9.2, eq. 9.22);
                   exact time-varying limits ±L·sqrt(λ/(2−λ)·(1 − (1−λ)^{2i}) + 1/m) (eq. 9.25).
                   The 1/m term (m = kept baseline points, on by default, ``ewma_baseline_variance``)
@@ -35,7 +36,7 @@ Alarm list
 Status (precedence)
     ``stale`` (no result within ``stale_after_days`` before ``today``) > ``out_of_tolerance`` (the
     latest result outside its tolerance or action limits) > ``insufficient`` (no baseline yet) >
-    ``alarm`` (an EWMA, CUSUM or Shewhart signal at the latest result) > ``watch`` (any signal,
+    ``alarm`` (an EWMA or CUSUM signal at the latest result) > ``watch`` (any signal,
     including the Western Electric tests, within the latest ``watch_memory`` results) > ``ok``.
 Forecast
     Theil–Sen slope (Theil 1950; Sen 1968) over the latest ``forecast_window`` results, with
@@ -67,10 +68,11 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("up", "down", "both")
 STATUSES = ("ok", "watch", "alarm", "out_of_tolerance", "stale", "insufficient")
-ALARM_RULES = ("shewhart", "ewma", "cusum")           # raise "alarm"
-WATCH_RULES = ("we2", "we3", "we4")                   # raise "watch"
 LIMIT_RULES = ("tolerance", "action")                 # raise "out_of_tolerance"
-_RULE_ORDER = {r: i for i, r in enumerate(LIMIT_RULES + ALARM_RULES + WATCH_RULES)}
+CHART_RULES = ("shewhart", "ewma", "cusum")           # ewma, cusum raise "alarm"; shewhart "watch" by default
+WATCH_RULES = ("we2", "we3", "we4")                   # raise "watch"
+_RULES = LIMIT_RULES + CHART_RULES + WATCH_RULES      # index = rule code of iqa.kernels.spc.scan
+_RULE_ORDER = {r: i for i, r in enumerate(_RULES)}
 _Z_975 = 1.959963984540054
 
 
@@ -82,8 +84,9 @@ class SpcParams:
     d2: float = 1.128
     outlier_k: float = 3.0
     outlier_max_iter: int = 10
-    baseline_min_kept: int = 10
+    baseline_min_fraction: float = 0.5
     shewhart_k: float = 2.66
+    shewhart_alarm: bool = False
     ewma_lambda: float = 0.2
     ewma_L: float = 2.86
     ewma_limits: str = "exact"
@@ -112,6 +115,8 @@ class SpcParams:
             problems.append("ewma_limits must be 'exact' or 'asymptotic'")
         if min(self.ewma_L, self.cusum_h, self.shewhart_k, self.outlier_k, self.d2) <= 0:
             problems.append("limits (ewma_L, cusum_h, shewhart_k, outlier_k, d2) must be positive")
+        if not 0.0 < self.baseline_min_fraction <= 1.0:
+            problems.append("baseline_min_fraction must be in (0, 1]")
         if not 0.5 < self.forecast_confidence < 1.0:
             problems.append("forecast_confidence must be in (0.5, 1)")
         if self.forecast_min_n < 3 or self.forecast_window < self.forecast_min_n:
@@ -233,6 +238,7 @@ class Chart:
     ewma_limit: np.ndarray         # ± this, σ units
     cusum_plus: np.ndarray
     cusum_minus: np.ndarray
+    level: np.ndarray              # int8 per monitored result: 2 alarm rule signalling, 1 watch rule only, 0 none
     shewhart: tuple[float, float]  # x̄ ± 2.66·MR̄ in the metric's unit
     mean: float                    # baseline centre and σ (metric's unit)
     sd: float
@@ -249,7 +255,7 @@ class TrendStatus:
     warnings: tuple[str, ...] = ()
     chart: Chart | None = field(default=None, compare=False, repr=False)
 
-    def first_alarm(self, rules: Iterable[str] = ALARM_RULES) -> str | None:
+    def first_alarm(self, rules: Iterable[str] = ("ewma", "cusum")) -> str | None:
         """Date of the earliest alarm raised by any of ``rules`` (ISO date), or None."""
         rules = set(rules)
         dates = [a.date for a in self.alarms if a.rule in rules]
@@ -398,9 +404,10 @@ def evaluate(dates: Any, values: Any, *, direction: str = "both",
     al, ah = act if act is not None else (-math.inf, math.inf)
     tdays = day.astype(np.int64).astype(float)
     zc = _Z_975 if p.forecast_confidence == 0.95 else _norm_ppf(0.5 + p.forecast_confidence / 2)
-    summary, events, keep, ewma, elim, cp, cm = spc.scan(
-        x, bn, p.d2, p.outlier_k, p.outlier_max_iter, p.baseline_min_kept, p.shewhart_k,
-        p.ewma_lambda, p.ewma_L, p.ewma_limits == "exact", p.ewma_baseline_variance,
+    min_kept = max(2, math.ceil(p.baseline_min_fraction * bn))
+    summary, events, keep, ewma, elim, cp, cm, level = spc.scan(
+        x, bn, p.d2, p.outlier_k, p.outlier_max_iter, min_kept, p.shewhart_k,
+        p.shewhart_alarm, p.ewma_lambda, p.ewma_L, p.ewma_limits == "exact", p.ewma_baseline_variance,
         p.cusum_k, p.cusum_h, p.cusum_headstart, p.western_electric, p.watch_memory, up, down,
         tl, th, al, ah, p.forecast_window, p.forecast_min_n, tdays, zc)
 
@@ -415,14 +422,14 @@ def evaluate(dates: Any, values: Any, *, direction: str = "both",
         if removed:
             warnings.append(f"baseline: {len(removed)} outlier(s) removed ({', '.join(removed)})")
         baseline = Baseline(kept, mean, sd, mr, _iso(day[0]), _iso(day[bn - 1]), bn, removed)
-        if kept < p.baseline_min_kept:
+        if kept < min_kept:
             insufficient = True
             warnings.append(f"baseline: only {kept} of {bn} results kept after outlier removal "
-                            f"(need {p.baseline_min_kept}); add results or record an event")
+                            f"(need {min_kept}); the baseline period was unstable, record an event after fixing it")
         elif not sd > 0:
             warnings.append(f"baseline has no variation (all {kept} values {mean:.4g}); control charts skipped")
         else:
-            chart = Chart(day, x, bn, ewma, elim, cp, cm,
+            chart = Chart(day, x, bn, ewma, elim, cp, cm, level,
                           (mean - p.shewhart_k * mr, mean + p.shewhart_k * mr), mean, sd)
     alarms = [_alarm(int(i), int(r), day, x, chart, tol, act, p) for i, r in events]
 
@@ -456,7 +463,6 @@ def evaluate(dates: Any, values: Any, *, direction: str = "both",
     return TrendStatus(n, baseline, last, status, tuple(alarms), forecast, tuple(warnings), chart)
 
 
-_RULES = LIMIT_RULES + ALARM_RULES + WATCH_RULES     # index = kernel rule code
 _WE_TEXT = {"we2": "2 of 3 beyond 2σ", "we3": "4 of 5 beyond 1σ", "we4": "8 in a row on one side"}
 
 

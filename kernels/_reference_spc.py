@@ -55,8 +55,8 @@ def _window_count(flags, w):
     return out
 
 
-def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exact, base_var,
-             k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
+def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, lam, ewma_L, exact,
+             base_var, k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
              f_window, f_min, t_days, z_crit):
     """Vectorised NumPy version of ``kernels.spc.scan`` (same arguments and outputs)."""
     x = np.asarray(x, dtype=float)
@@ -73,6 +73,7 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, 
     keep = np.ones(nb, bool)
     m = max(n - bn, 0)
     ewma = elim = cp = cm = np.zeros(m)
+    level = np.zeros(m, np.int8)
     if n >= bn:
         b = x[:bn]
         mean = sd = mr = np.nan
@@ -114,8 +115,11 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, 
                 sig[r] = s
             for r, s in sig.items():
                 events += [(bn + int(i), r) for i in _starts(s)]
+            alarm = sig[3] | sig[4] | (shewhart_alarm & sig[2])
+            watch = np.any([sig[r] for r in range(2, 8)], axis=0)
+            level = np.where(alarm, 2, np.where(watch, 1, 0)).astype(np.int8)
             if m:
-                summary[6] = float(sig[2][-1] or sig[3][-1] or sig[4][-1])
+                summary[6] = float(alarm[-1])
                 summary[7] = float(any(s[-max(1, memory):].any() for s in sig.values()))
     if n >= f_min:
         w = min(n, f_window)
@@ -126,4 +130,4 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, 
             summary[12] = np.median(tt)
             summary[13] = np.median(yy)
     ev = np.array(sorted(events, key=lambda e: (e[0], e[1])), dtype=np.int64).reshape(-1, 2)
-    return summary, ev, keep, ewma, elim, cp, cm
+    return summary, ev, keep, ewma, elim, cp, cm, level

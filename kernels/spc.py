@@ -97,13 +97,13 @@ N_SUMMARY = 14
 
 
 @njit(cache=True)
-def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exact, base_var,
-         k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
+def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, lam, ewma_L, exact,
+         base_var, k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
          f_window, f_min, t_days, z_crit):
     """Every SPC statistic of one segment in one pass (see ``iqa.drift`` for the method).
 
     ``x``: finite values in time order; ``t_days``: their day numbers (float).  Returns
-    ``(summary, events, keep, ewma, ewma_limit, c_plus, c_minus)``:
+    ``(summary, events, keep, ewma, ewma_limit, c_plus, c_minus, level)``:
 
     - ``summary`` [0 baseline_ok, 1 mean, 2 sd, 3 mr_bar, 4 kept, 5 out_now, 6 alarm_now,
       7 recent, 8 slope, 9 intercept, 10 slope_lo, 11 slope_hi, 12 t_median, 13 y_median]
@@ -112,7 +112,9 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exac
     - ``events`` (n_events, 2) int64 rows (index into ``x``, rule code): the start of every
       out-of-control episode;
     - ``keep``: baseline results kept after outlier removal;
-    - chart arrays for the ``len(x) − bn`` results after the baseline window.
+    - chart arrays for the ``len(x) − bn`` results after the baseline window, and ``level``
+      (int8): 2 where an alarm rule (EWMA, CUSUM; Shewhart if ``shewhart_alarm``) signals,
+      1 where only a watch rule does, else 0.
     """
     n = x.shape[0]
     summary = np.full(N_SUMMARY, np.nan)
@@ -142,6 +144,7 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exac
     elim = np.zeros(m)
     cp = np.zeros(m)
     cm = np.zeros(m)
+    level = np.zeros(m, np.int8)
     if n >= bn:
         # Phase I: mean, MRbar/d2, iterative removal beyond mean +/- outlier_k sigma
         mean = np.nan
@@ -233,6 +236,11 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exac
                                 cu += hist_up[r, slot]
                                 cd += hist_dn[r, slot]
                             sig[RULE_WE2 + r] = (up and cu >= need[r]) or (down and cd >= need[r])
+                alarm = sig[RULE_EWMA] or sig[RULE_CUSUM] or (shewhart_alarm and sig[RULE_SHEWHART])
+                watch = False
+                for r in range(2, 8):
+                    watch = watch or sig[r]
+                level[j] = 2 if alarm else (1 if watch else 0)
                 for r in range(2, 8):
                     if sig[r] and not prev[r]:
                         events[ne, 0] = i
@@ -241,7 +249,7 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exac
                     if sig[r] and j >= recent_from:
                         summary[7] = 1.0
                     prev[r] = sig[r]
-            if m > 0 and (prev[RULE_SHEWHART] or prev[RULE_EWMA] or prev[RULE_CUSUM]):
+            if m > 0 and level[m - 1] == 2:
                 summary[6] = 1.0
     # forecast slope over the latest f_window results
     if n >= f_min:
@@ -259,4 +267,4 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, lam, ewma_L, exac
             summary[11] = hi
             summary[12] = np.median(tt)
             summary[13] = np.median(yy)
-    return summary, events[:ne], keep, ewma, elim, cp, cm
+    return summary, events[:ne], keep, ewma, elim, cp, cm, level

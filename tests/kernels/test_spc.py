@@ -54,8 +54,8 @@ def test_theil_sen_exact_line_and_degenerate():
 
 
 def _scan_args(x, t, *, bn=20, up=True, down=True, exact=True, base_var=True, we=True, headstart=0.0,
-               tol=(-np.inf, np.inf), act=(-np.inf, np.inf)):
-    return (x, bn, 1.128, 3.0, 10, 10, 2.66, 0.2, 2.86, exact, base_var, 0.5, 5.0, headstart, we, 5,
+               tol=(-np.inf, np.inf), act=(-np.inf, np.inf), shewhart_alarm=False):
+    return (x, bn, 1.128, 3.0, 10, 10, 2.66, shewhart_alarm, 0.2, 2.86, exact, base_var, 0.5, 5.0, headstart, we, 5,
             up, down, tol[0], tol[1], act[0], act[1], 20, 8, t, Z95)
 
 
@@ -66,8 +66,9 @@ def _check_scan(x, t, **kw):
     ev = got[1][np.lexsort((got[1][:, 1], got[1][:, 0]))] if got[1].size else got[1].reshape(-1, 2)
     np.testing.assert_array_equal(ev, want[1])
     np.testing.assert_array_equal(got[2], want[2])
-    for g, w in zip(got[3:], want[3:]):
+    for g, w in zip(got[3:7], want[3:7]):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(got[7], want[7])
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -80,7 +81,7 @@ def test_scan_matches_reference(seed, n):
     if n > 10 and seed % 2:
         x[rng.integers(0, min(n, 20), 2)] += 6.0          # baseline outliers
     for kw in [{}, {"up": True, "down": False}, {"up": False, "down": True},
-               {"exact": False, "base_var": False, "headstart": 2.5},
+               {"exact": False, "base_var": False, "headstart": 2.5, "shewhart_alarm": True},
                {"we": False, "tol": (-2.0, 2.5), "act": (-3.0, np.inf)}]:
         _check_scan(x, t, **kw)
 
