@@ -46,6 +46,7 @@ class BatchSummary:
     failed: int = 0           # series that could not be analysed
     alarms: int = 0           # new drift alarms raised by this run
     files_failed: int = 0     # files that could not be read at all
+    files_skipped: int = 0    # plainly non-DICOM files passed over (reports, truth.json ...)
     seconds: float = 0.0
     failures: list[FileFailure] = field(default_factory=list)
 
@@ -57,7 +58,8 @@ class BatchSummary:
     def line(self) -> str:
         rate = self.analyzed / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.series_found} series found: {self.analyzed} analysed, {self.skipped} already stored, "
-                f"{self.failed} failed, {self.files_failed} unreadable files; {self.alarms} new alarms; "
+                f"{self.failed} failed, {self.files_failed} unreadable files ({self.files_skipped} non-DICOM skipped); "
+                f"{self.alarms} new alarms; "
                 f"{self.seconds:.1f} s ({rate:.1f} series/s)")
 
 
@@ -185,6 +187,7 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
     outcome, _ = scan(archives, headers_only=True)
     summary.failures.extend(outcome.failures)
     summary.files_failed = len(outcome.failures)
+    summary.files_skipped = len(outcome.skipped)
     summary.series_found = len(outcome.headers)
     workers = workers or os.cpu_count() or 1
     with Store(store_path) as store:

@@ -54,6 +54,8 @@ MAX_PIXELS = 4096 * 4096 * 2048
 SPACING_RTOL = 1e-3
 #: Tolerance on direction cosines between slices of one series.
 ORIENTATION_ATOL = 1e-3
+#: Rescale slope/intercept beyond this magnitude are corrupt headers (float32 would overflow).
+MAX_RESCALE = 1e7
 #: A gap between neighbouring slices larger than this many median spacings is a missing slice.
 MISSING_SLICE_FACTOR = 1.5
 
@@ -216,6 +218,19 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
         else:
             # Reported by the caller as a failure: keep the generator simple.
             yield p
+
+
+#: Extensions of files that are plainly not DICOM (reports, notes, truth.json beside fixtures):
+#: passed over with a reason rather than reported as failures.  Anything else that is not
+#: DICOM — a ``.dcm`` that is not, a file without extension holding junk — is a failure.
+SIDECAR_EXTENSIONS = frozenset({".json", ".txt", ".csv", ".md", ".html", ".htm", ".xml", ".pdf", ".png",
+                                ".jpg", ".jpeg", ".gif", ".svg", ".log", ".ini", ".toml", ".yaml", ".yml",
+                                ".py", ".sqlite", ".db", ".zip", ".gz", ".tar", ".DS_Store"})
+
+
+def _is_sidecar(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.startswith(".") or os.path.splitext(name)[1].lower() in SIDECAR_EXTENSIONS
 
 
 def _looks_like_dicom(path: str) -> tuple[bool, str]:
@@ -625,6 +640,8 @@ def _check_rescale(path: str, slope: Any, intercept: Any) -> None:
             raise InputError(f"{path}: {name} {value!r} is not a number") from None
         if not math.isfinite(v) or (name == "RescaleSlope" and v == 0.0):
             raise InputError(f"{path}: {name} {value!r} would give non-finite or constant values")
+        if abs(v) > MAX_RESCALE:
+            raise InputError(f"{path}: {name} {value!r} is implausible (|value| > {MAX_RESCALE:g})")
 
 
 @dataclass(slots=True)
@@ -769,6 +786,8 @@ def scan(paths: Iterable[str | os.PathLike], *, headers_only: bool = True,
     datasets: dict[str, Any] = {}
     for path in iter_files(paths):
         try:
+            if _is_sidecar(path):
+                raise _Skip(f"{path}: not DICOM ({os.path.splitext(path)[1]} file), skipped")
             ds = read_dataset(path, headers_only=headers_only)
             info = _describe(ds, path, pixels=not headers_only)
         except _Skip as skip:

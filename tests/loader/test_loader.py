@@ -119,7 +119,8 @@ def test_bad_files_fail_alone(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.dcm").write_bytes(b"")
-    (bad / "notes.txt").write_text("not an image\n")
+    (bad / "junk.dcm").write_text("not an image\n")
+    (bad / "truth.json").write_text("{}\n")
     src = (good / "0000.dcm").read_bytes()
     (bad / "truncated.dcm").write_bytes(src[: len(src) // 2])
     (bad / "header_only.dcm").write_bytes(src[:700])
@@ -127,7 +128,10 @@ def test_bad_files_fail_alone(tmp_path):
     reasons = {Path(f.path).name: f.reason for f in out.failures}
     assert len(out.series) == 1 and out.series[0].volume.shape[0] == 6
     assert reasons["empty.dcm"] == "empty file (0 bytes)"
-    assert reasons["notes.txt"].startswith("not a DICOM file")
+    assert reasons["junk.dcm"].startswith("not a DICOM file")
+    assert "truth.json" not in reasons   # a plainly non-DICOM sidecar is skipped, not a failure
+    scanned, _ = dicom.scan([tmp_path])
+    assert [Path(s.path).name for s in scanned.skipped] == ["truth.json"]
     assert "truncated" in reasons["truncated.dcm"] or "pixel data" in reasons["truncated.dcm"]
     assert "header_only.dcm" in reasons
     for f in out.failures:   # one line each, naming the file
