@@ -54,6 +54,7 @@ def _last_day(truth: dict[str, Any]) -> dt.date:
         if key in truth:
             return dt.date.fromisoformat(str(truth[key])[:10])
     params = truth.get("parameters", {})
-    if "start_date" in params and "days" in params:
-        return dt.date.fromisoformat(str(params["start_date"])[:10]) + dt.timedelta(days=int(params["days"]) - 1)
+    start = params.get("start_date") or params.get("start")
+    if start and "days" in params:
+        return dt.date.fromisoformat(str(start)[:10]) + dt.timedelta(days=int(params["days"]) - 1)
     return dt.date.today()
