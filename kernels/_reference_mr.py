@@ -75,6 +75,20 @@ def sample_line_ref(image: np.ndarray, start_yx, end_yx, n: int) -> np.ndarray:
     return out
 
 
+def sample_rays_ref(image, centre_yx, angles_rad, step_px, n, start_px=0.0):
+    out = np.full((len(angles_rad), max(int(n), 0)), np.nan)
+    reach = start_px + step_px * (n - 1)
+    for k, t in enumerate(angles_rad):
+        begin = (centre_yx[0] - start_px * np.sin(t), centre_yx[1] + start_px * np.cos(t))
+        end = (centre_yx[0] - reach * np.sin(t), centre_yx[1] + reach * np.cos(t))
+        out[k] = sample_line_ref(image, begin, end, n)
+    return out
+
+
+def last_falling_ref(profiles, level):
+    return np.array([outer_crossings_ref(p, level)[1] if len(p) >= 2 else np.nan for p in profiles])
+
+
 def outer_crossings_ref(profile: np.ndarray, level: float) -> tuple[float, float]:
     p = np.asarray(profile, dtype=np.float64)
     a, b = p[:-1], p[1:]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["sample_line", "outer_crossings", "fwhm"]
+__all__ = ["sample_line", "sample_rays", "outer_crossings", "last_falling", "fwhm"]
 
 
 @njit(cache=True)
@@ -37,6 +37,31 @@ def _sample_line(image, y0, x0, y1, x1, n, out):
         fx = x - ix
         out[i] = ((image[iy, ix] * (1 - fx) + image[iy, ix + 1] * fx) * (1 - fy)
                   + (image[iy + 1, ix] * (1 - fx) + image[iy + 1, ix + 1] * fx) * fy)
+
+
+@njit(cache=True)
+def _sample_rays(image, cy, cx, angles, step, n, start, out):
+    for k in range(angles.shape[0]):
+        c = math.cos(angles[k])
+        s = math.sin(angles[k])
+        end = start + step * (n - 1)
+        _sample_line(image, cy - start * s, cx + start * c, cy - end * s, cx + end * c, n, out[k])
+
+
+def sample_rays(image: np.ndarray, centre_yx: tuple[float, float], angles_rad: np.ndarray,
+                step_px: float, n: int, start_px: float = 0.0) -> np.ndarray:
+    """Bilinear samples along rays from ``centre_yx``: ``out[k, i]`` at distance ``start_px + i·step_px``.
+
+    Ray ``k`` points along ``angles_rad[k]`` in the docs/conventions.md sense (x = cos θ,
+    y = −sin θ, so 90° is up).  Same NaN rules as :func:`sample_line`.
+    """
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    angles = np.ascontiguousarray(angles_rad, dtype=np.float64).ravel()
+    n = int(n)
+    out = np.full((angles.size, max(n, 0)), np.nan)
+    if n > 0 and image.ndim == 2 and image.shape[0] >= 2 and image.shape[1] >= 2:
+        _sample_rays(image, float(centre_yx[0]), float(centre_yx[1]), angles, float(step_px), n, float(start_px), out)
+    return out
 
 
 def sample_line(image: np.ndarray, start_yx: tuple[float, float], end_yx: tuple[float, float],
@@ -89,6 +114,23 @@ def outer_crossings(profile: np.ndarray, level: float) -> tuple[float, float]:
         return (math.nan, math.nan)
     first, last = _outer_crossings(p, float(level))
     return (float(first), float(last))
+
+
+@njit(cache=True)
+def _last_falling(profiles, level, out):
+    for k in range(profiles.shape[0]):
+        out[k] = _outer_crossings(profiles[k], level)[1]
+
+
+def last_falling(profiles: np.ndarray, level: float) -> np.ndarray:
+    """Last falling crossing of ``level`` (samples) for each row of a 2-D array of profiles (NaN if none)."""
+    p = np.ascontiguousarray(profiles, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError("profiles must be 2-D (one profile per row)")
+    out = np.full(p.shape[0], np.nan)
+    if p.shape[1] >= 2 and math.isfinite(level):
+        _last_falling(p, float(level), out)
+    return out
 
 
 @njit(cache=True)

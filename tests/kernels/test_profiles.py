@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iqa.kernels._reference_mr import fwhm_ref, outer_crossings_ref, sample_line_ref
-from iqa.kernels.profiles import fwhm, outer_crossings, sample_line
+from iqa.kernels._reference_mr import (fwhm_ref, last_falling_ref, outer_crossings_ref, sample_line_ref,
+                                       sample_rays_ref)
+from iqa.kernels.profiles import fwhm, last_falling, outer_crossings, sample_line, sample_rays
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -18,6 +19,30 @@ def test_sample_line_matches_reference(seed):
     n = int(rng.integers(0, 60))
     np.testing.assert_allclose(sample_line(image, start, end, n), sample_line_ref(image, start, end, n),
                                rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rays_and_last_falling_match_reference(seed):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(int(rng.integers(1, 40)), int(rng.integers(1, 40))))
+    image[rng.random(image.shape) < 0.02] = np.nan
+    angles = rng.uniform(0, 2 * np.pi, size=int(rng.integers(0, 12)))
+    centre = rng.uniform(0, 40, size=2)
+    n = int(rng.integers(0, 50))
+    start = float(rng.uniform(0, 5))
+    rays = sample_rays(image, centre, angles, 0.7, n, start_px=start)
+    np.testing.assert_allclose(rays, sample_rays_ref(image, centre, angles, 0.7, n, start), rtol=1e-12,
+                               atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(last_falling(rays, 0.1), last_falling_ref(rays, 0.1), equal_nan=True)
+
+
+def test_rays_find_the_radius_of_a_disk():
+    """Edge of a linear-edged cone ``clip(20.5 - r, 0, 1)`` at level 0.5 is at r = 20 along every ray."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    image = np.clip(20.5 - np.hypot(yy - 31.0, xx - 32.0), 0.0, 1.0)
+    angles = np.deg2rad([0, 90, 180, 270])             # axis-aligned rays sample exact pixel centres
+    edge = last_falling(sample_rays(image, (31.0, 32.0), angles, 1.0, 30), 0.5)
+    np.testing.assert_allclose(edge, 20.0, atol=1e-12)
 
 
 def test_sample_line_is_exact_on_a_plane():
