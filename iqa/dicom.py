@@ -48,8 +48,10 @@ IMAGE_SOP_CLASSES = MappingProxyType({
 SUPPORTED_MODALITIES = ("CT", "MR")
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
-#: Refuse images larger than this before decoding (hostile Rows x Columns x Frames).
-MAX_PIXELS = 4096 * 4096 * 2048
+#: Refuse images larger than this before decoding (hostile Rows x Columns x Frames): one
+#: frame at most 4096 x 4096, a whole file at most 2**29 pixels (2 GiB as float32).
+MAX_FRAME_SIDE = 4096
+MAX_PIXELS = 2**29
 #: Relative tolerance when comparing pixel spacing between slices of one series.
 SPACING_RTOL = 1e-3
 #: Tolerance on direction cosines between slices of one series.
@@ -67,8 +69,20 @@ class FileFailure:
     path: str
     reason: str
 
+    def __post_init__(self) -> None:
+        # One line, always: header text or file names may carry control characters.
+        object.__setattr__(self, "path", _one_line(self.path))
+        object.__setattr__(self, "reason", _one_line(self.reason))
+
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+
+def _one_line(text: str) -> str:
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +285,9 @@ def read_dataset(path: str, *, headers_only: bool):
             ds = pydicom.dcmread(path, defer_size="16 KB", force=True)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({exc})") from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
-            NotImplementedError, OverflowError, MemoryError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - boundary with a parser fed untrusted bytes:
+        # pydicom raises a dozen types (BytesLengthException, struct.error, ...) for corrupt
+        # input; each becomes one line naming the file, and nothing else is affected.
         raise InputError(f"{path}: truncated or corrupt DICOM ({type(exc).__name__}: {_short(exc)})") from None
     return ds
 
@@ -542,8 +557,9 @@ def _frames_of(ds, path: str) -> list[Frame]:
         nframes = int(_get(ds, "NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         nframes = 1
-    if rows * cols * max(nframes, 1) > MAX_PIXELS:
-        raise InputError(f"{path}: image claims {rows}x{cols}x{nframes} pixels, beyond the {MAX_PIXELS} limit")
+    if rows > MAX_FRAME_SIDE or cols > MAX_FRAME_SIDE or rows * cols * max(nframes, 1) > MAX_PIXELS:
+        raise InputError(f"{path}: image claims {rows}x{cols}x{nframes} pixels, beyond the "
+                         f"{MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, {MAX_PIXELS}-pixel limit")
     sop_uid = _str(_get(ds, "SOPInstanceUID"))
     instance = _get(ds, "InstanceNumber")
     try:
@@ -675,6 +691,25 @@ def _check_pixel_element(ds, path: str) -> None:
         return
     if tell + length > size:
         raise InputError(f"{path}: truncated: pixel data needs {tell + length} bytes, file has {size}")
+    if tag == 0x7FE00010 and not _is_encapsulated(ds):
+        try:
+            rows, cols = int(_get(ds, "Rows", 0)), int(_get(ds, "Columns", 0))
+            bits = int(_get(ds, "BitsAllocated", 16))
+            frames = int(_get(ds, "NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            return
+        need = (rows * cols * frames * bits + 7) // 8
+        if length < need:
+            raise InputError(f"{path}: pixel data holds {length} bytes, but {rows}x{cols}x{frames} "
+                             f"pixels of {bits} bits need {need}")
+
+
+def _is_encapsulated(ds) -> bool:
+    ts = getattr(getattr(ds, "file_meta", None), "get", lambda *_: None)("TransferSyntaxUID")
+    try:
+        return bool(ts is not None and ts.is_compressed)
+    except AttributeError:
+        return False
 
 
 def _describe(ds, path: str, *, pixels: bool = False) -> _FileInfo:
@@ -837,8 +872,8 @@ def _decode(ds, path: str) -> np.ndarray:
         raise InputError(f"{path}: cannot decode pixel data ({name}): {_short(exc)}") from None
     except AttributeError as exc:
         raise InputError(f"{path}: no pixel data ({_short(exc)})") from None
-    except (ValueError, KeyError, TypeError, EOFError, OSError, IndexError, MemoryError) as exc:
-        raise InputError(f"{path}: pixel data unreadable or truncated ({_short(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise arbitrary types on corrupt data
+        raise InputError(f"{path}: pixel data unreadable or truncated ({type(exc).__name__}: {_short(exc)})") from None
     return arr
 
 
