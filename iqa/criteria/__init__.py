@@ -24,6 +24,7 @@ there for the same phantom and metric overrides the built-in one.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tomllib
@@ -147,6 +148,17 @@ def parse_table(text: str, *, path: str = "<string>") -> Table:
 
 
 def load_table(path: str | os.PathLike) -> Table:
+    """Parse a site table; cached by path, size and modification time."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise CriteriaError(f"{p}: cannot read criteria table ({exc.strerror or exc})") from None
+    return _load_table(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_table(path: str, size: int, mtime_ns: int) -> Table:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -157,6 +169,12 @@ def load_table(path: str | os.PathLike) -> Table:
 
 def builtin_tables() -> list[Table]:
     """Every criteria table shipped in this folder (other TOML files here, e.g. SPC parameters, are skipped)."""
+    return list(_builtin_tables())
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_tables() -> tuple[Table, ...]:
+    """Parsed once per process: tables are immutable, and parsing them per series cost ~40 ms."""
     out = []
     for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
@@ -164,7 +182,7 @@ def builtin_tables() -> list[Table]:
             if "[table]" not in text:
                 continue
             out.append(parse_table(text, path=f"iqa/criteria/{entry.name}"))
-    return out
+    return tuple(out)
 
 
 class Criteria:
