@@ -30,13 +30,15 @@ Rules (Phase II: results after the baseline window, standardized z = (x − x̄)
     lower side (a better SNR is not an alarm).  Tolerance and action limits are judged both ways.
 Alarm list
     For every rule, the date each out-of-control *episode* starts: a rule's first signal after the
-    baseline, and again each time it signals after having been back in control.  The CUSUM is not
-    reset to zero after a signal (a reset would re-signal every few results during a persistent
-    drift); an event restarts the baseline and with it every chart.
+    baseline, and again each time it signals after having been back at target.  A CUSUM episode
+    lasts from C > h until C is back to 0 and an EWMA episode from a limit crossing until the EWMA
+    is back at the centre line, so a statistic hovering near its limit is one alarm, not many.
+    The CUSUM sums are never reset to zero after a signal (a reset would re-signal every few
+    results during a persistent drift); an event restarts the baseline and with it every chart.
 Status (precedence)
     ``stale`` (no result within ``stale_after_days`` before ``today``) > ``out_of_tolerance`` (the
     latest result outside its tolerance or action limits) > ``insufficient`` (no baseline yet) >
-    ``alarm`` (an EWMA or CUSUM signal at the latest result) > ``watch`` (any signal,
+    ``alarm`` (an EWMA or CUSUM episode open at the latest result) > ``watch`` (any signal,
     including the Western Electric tests, within the latest ``watch_memory`` results) > ``ok``.
 Forecast
     Theil–Sen slope (Theil 1950; Sen 1968) over the latest ``forecast_window`` results, with

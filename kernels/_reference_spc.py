@@ -55,6 +55,33 @@ def _window_count(flags, w):
     return out
 
 
+def _ewma_episodes(ewma, elim, up, down):
+    """+1 / -1 from an upper / lower EWMA limit crossing until the EWMA is back at the centre line."""
+    out = np.zeros(ewma.size, np.int64)
+    state = 0
+    for j, (e, lim) in enumerate(zip(ewma, elim)):
+        if state * e <= 0:             # back at or across the centre line
+            state = 0
+        if up and e > lim:
+            state = 1
+        elif down and e < -lim:
+            state = -1
+        out[j] = state
+    return out
+
+
+def _cusum_episodes(c, h, enabled):
+    """True from C > h until C is back to 0."""
+    out = np.zeros(c.size, bool)
+    if not enabled:
+        return out
+    on = False
+    for j, v in enumerate(c):
+        on = v > h or (on and v > 0)
+        out[j] = on
+    return out
+
+
 def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, lam, ewma_L, exact,
              base_var, k, h, headstart, western_electric, memory, up, down, tol_lo, tol_hi, act_lo, act_hi,
              f_window, f_min, t_days, z_crit):
@@ -103,18 +130,22 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alar
             if base_var:
                 var = var + 1.0 / cnt
             elim = ewma_L * np.sqrt(var)
+            e_state = _ewma_episodes(ewma, elim, up, down)
+            p_on, q_on = _cusum_episodes(cp, h, up), _cusum_episodes(cm, h, down)
             sig = {
                 2: (up & (mx > mean + shewhart_k * mr)) | (down & (mx < mean - shewhart_k * mr)),
-                3: (up & (ewma > elim)) | (down & (ewma < -elim)),
-                4: (up & (cp > h)) | (down & (cm > h)),
+                3: e_state != 0,
+                4: p_on | q_on,
             }
+            starts = {3: np.flatnonzero((e_state != 0) & (e_state != np.r_[0, e_state[:-1]])),
+                      4: np.union1d(_starts(p_on), _starts(q_on))}
             for r, (thr, need, w) in zip((5, 6, 7), ((2.0, 2, 3), (1.0, 4, 5), (0.0, 8, 8))):
                 s = np.zeros(m, bool)
                 if western_electric:
                     s = (up & (_window_count(z > thr, w) >= need)) | (down & (_window_count(z < -thr, w) >= need))
                 sig[r] = s
             for r, s in sig.items():
-                events += [(bn + int(i), r) for i in _starts(s)]
+                events += [(bn + int(i), r) for i in (starts[r] if r in starts else _starts(s))]
             alarm = sig[3] | sig[4] | (shewhart_alarm & sig[2])
             watch = np.any([sig[r] for r in range(2, 8)], axis=0)
             level = np.where(alarm, 2, np.where(watch, 1, 0)).astype(np.int8)

@@ -110,7 +110,9 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
       (NaN where not computed; the forecast uses the latest ``f_window`` results, t relative to
       the latest day);
     - ``events`` (n_events, 2) int64 rows (index into ``x``, rule code): the start of every
-      out-of-control episode;
+      out-of-control episode.  Shewhart and Western Electric episodes are runs of signalling
+      results; an EWMA episode lasts from crossing a limit until the EWMA is back at the centre
+      line, a CUSUM episode from C > h until C is back to 0 (no reset of the sums);
     - ``keep``: baseline results kept after outlier removal;
     - chart arrays for the ``len(x) − bn`` results after the baseline window, and ``level``
       (int8): 2 where an alarm rule (EWMA, CUSUM; Shewhart if ``shewhart_alarm``) signals,
@@ -195,6 +197,9 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
             e = 0.0
             p = headstart
             q = headstart
+            e_state = 0          # +1 / -1 while an upper / lower EWMA episode lasts
+            p_state = False      # while a C+ / C- episode lasts
+            q_state = False
             shew_lo = mean - shewhart_k * mr
             shew_hi = mean + shewhart_k * mr
             a = lam / (2.0 - lam)
@@ -222,8 +227,25 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
                 cm[j] = q
                 sig[:] = False
                 sig[RULE_SHEWHART] = (up and x[i] > shew_hi) or (down and x[i] < shew_lo)
-                sig[RULE_EWMA] = (up and e > lim) or (down and e < -lim)
-                sig[RULE_CUSUM] = (up and p > h) or (down and q > h)
+                # episodes end when the statistic is back at target: EWMA crosses the centre
+                # line, C returns to 0 (a new signal after that is a new alarm)
+                prev_e = e_state
+                prev_p = p_state
+                prev_q = q_state
+                if e_state == 1 and e <= 0.0:
+                    e_state = 0
+                elif e_state == -1 and e >= 0.0:
+                    e_state = 0
+                if up and e > lim:
+                    e_state = 1
+                elif down and e < -lim:
+                    e_state = -1
+                p_state = up and (p > h or (p_state and p > 0.0))
+                q_state = down and (q > h or (q_state and q > 0.0))
+                sig[RULE_EWMA] = e_state != 0
+                sig[RULE_CUSUM] = p_state or q_state
+                new_ewma = e_state != 0 and e_state != prev_e
+                new_cusum = (p_state and not prev_p) or (q_state and not prev_q)
                 if western_electric:
                     for r in range(3):
                         hist_up[r, j % 8] = z > thr[r]
@@ -242,7 +264,13 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
                     watch = watch or sig[r]
                 level[j] = 2 if alarm else (1 if watch else 0)
                 for r in range(2, 8):
-                    if sig[r] and not prev[r]:
+                    if r == RULE_EWMA:
+                        start = new_ewma
+                    elif r == RULE_CUSUM:
+                        start = new_cusum
+                    else:
+                        start = sig[r] and not prev[r]
+                    if start:
                         events[ne, 0] = i
                         events[ne, 1] = r
                         ne += 1

@@ -243,3 +243,18 @@ def test_input_handling_and_dict_contract():
         drift.evaluate(days(3), [1, 2, 3], direction="sideways")
     with pytest.raises(ValueError, match="3 dates but 2 values"):
         drift.evaluate(days(3), [1, 2])
+
+
+def test_episodes_end_only_back_at_target():
+    # z = 6, 0, 1, -6 after an alternating baseline
+    # C+: 5.5 (> h: alarm), 5.0, 5.5 (still > 0: same episode), 0 (episode over); C-: 0, 0, 0, 5.5 (new alarm)
+    # EWMA: 1.2 (> 0.858), 0.96 (< limit 0.972 but > 0: same episode), 0.968, -0.4256 (back across 0)
+    x = np.r_[alternating(), 0.5 + np.array([6.0, 0.0, 1.0, -6.0]) * SIGMA_01]
+    r = drift.evaluate(days(24), x)
+    np.testing.assert_allclose(r.chart.cusum_plus, [5.5, 5.0, 5.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(r.chart.ewma, [1.2, 0.96, 0.968, -0.4256], rtol=1e-12)
+    got = [(a.date[-2:], a.rule) for a in r.alarms if a.rule in ("ewma", "cusum")]
+    assert got == [("21", "ewma"), ("21", "cusum"), ("24", "cusum")]
+    assert [a.detail for a in r.alarms if a.rule == "cusum"][-1] == "CUSUM C- 5.50 > h 5 (k 0.5)"
+    np.testing.assert_array_equal(r.chart.level, [2, 2, 2, 2])
+    assert r.status == "alarm"
