@@ -141,6 +141,21 @@ CREATE TABLE alarms (
     UNIQUE (scanner_id, phantom, protocol_key, metric, date, rule)
 );
 """),
+    ("0002_stream_protocol", """
+-- The protocol (JSON) and modality of each trend series, so trends need not scan the series table.
+ALTER TABLE streams ADD COLUMN modality TEXT NOT NULL DEFAULT '';
+ALTER TABLE streams ADD COLUMN protocol TEXT NOT NULL DEFAULT '{}';
+UPDATE streams SET
+    modality = COALESCE((SELECT s.modality FROM series s WHERE s.scanner_id = streams.scanner_id
+                         AND s.phantom = streams.phantom AND s.protocol_key = streams.protocol_key
+                         ORDER BY s.acquired DESC LIMIT 1), ''),
+    protocol = COALESCE((SELECT s.protocol FROM series s WHERE s.scanner_id = streams.scanner_id
+                         AND s.phantom = streams.phantom AND s.protocol_key = streams.protocol_key
+                         ORDER BY s.acquired DESC LIMIT 1), '{}');
+-- "current" in the index too, so the trend scan never touches the table (a covering index).
+DROP INDEX results_trend;
+CREATE INDEX results_trend ON results (stream_id, acquired, day, value, current) WHERE current = 1 AND day IS NOT NULL;
+"""),
 )
 
 
@@ -434,13 +449,15 @@ class Store:
             else:
                 series_id = row[0]
                 # The series is keyed on its first analysis; a later one may not move it.
-                srow = con.execute("SELECT scanner_id, phantom, protocol_key, acquired FROM series WHERE id = ?",
-                                   (series_id,)).fetchone()
-                sid, phantom, pkey, acquired = srow
+                srow = con.execute("SELECT scanner_id, phantom, protocol_key, acquired, modality, protocol "
+                                   "FROM series WHERE id = ?", (series_id,)).fetchone()
+                sid, phantom, pkey, acquired, modality, ptext = srow
+                protocol = json.loads(ptext)
                 day = _day(acquired)
+            ptext = json.dumps(protocol, sort_keys=True, allow_nan=False)
             touched = False
             for name, value, unit, status, criterion, limits in rows:
-                stream = self._stream_id(con, sid, phantom, pkey, name, unit)
+                stream = self._stream_id(con, sid, phantom, pkey, name, unit, modality, ptext)
                 cur = con.execute(
                     "INSERT OR IGNORE INTO results (series_id, stream_id, metric, value, unit, status, criterion, "
                     "limits, iqa_version, version_rank, day, acquired, current, stored_at) "
@@ -473,15 +490,17 @@ class Store:
 
     @staticmethod
     def _stream_id(con: sqlite3.Connection, scanner_id: int, phantom: str, pkey: str, metric: str,
-                   unit: str) -> int:
-        row = con.execute("SELECT id, unit FROM streams WHERE scanner_id = ? AND phantom = ? AND protocol_key = ? "
-                          "AND metric = ?", (scanner_id, phantom, pkey, metric)).fetchone()
+                   unit: str, modality: str, protocol: str) -> int:
+        row = con.execute("SELECT id, unit, protocol FROM streams WHERE scanner_id = ? AND phantom = ? "
+                          "AND protocol_key = ? AND metric = ?", (scanner_id, phantom, pkey, metric)).fetchone()
         if row is not None:
-            if unit and row[1] != unit:
-                con.execute("UPDATE streams SET unit = ? WHERE id = ?", (unit, row[0]))
+            if (unit and row[1] != unit) or row[2] != protocol:
+                con.execute("UPDATE streams SET unit = ?, modality = ?, protocol = ? WHERE id = ?",
+                            (unit or row[1], modality, protocol, row[0]))
             return row[0]
-        return con.execute("INSERT INTO streams (scanner_id, phantom, protocol_key, metric, unit) "
-                           "VALUES (?, ?, ?, ?, ?)", (scanner_id, phantom, pkey, metric, unit)).lastrowid
+        return con.execute("INSERT INTO streams (scanner_id, phantom, protocol_key, metric, unit, modality, protocol) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (scanner_id, phantom, pkey, metric, unit, modality, protocol)).lastrowid
 
     def has_series(self, series_uid: str, iqa_version: str | None = None) -> bool:
         """Whether the series is stored (with results of ``iqa_version``, when given)."""

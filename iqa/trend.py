@@ -126,34 +126,30 @@ def load(store: Store, *, scanner: str | None = None, metric: str | None = None,
         where.append("st.metric = ?")
         args.append(metric)
     streams = con.execute(
-        "SELECT st.id, sc.id, sc.key, st.phantom, st.protocol_key, st.metric, st.unit FROM streams st "
-        "JOIN scanners sc ON sc.id = st.scanner_id" + (" WHERE " + " AND ".join(where) if where else "")
+        "SELECT st.id, sc.id, sc.key, st.phantom, st.protocol_key, st.metric, st.unit, st.modality, st.protocol "
+        "FROM streams st JOIN scanners sc ON sc.id = st.scanner_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY sc.key, st.phantom, st.protocol_key, st.metric", args).fetchall()
     if not streams:
         return []
-    # One protocol (the latest) and modality per (scanner, phantom, protocol key).
-    proto: dict[tuple, tuple[str, dict]] = {}
-    for sid, phantom, pkey, modality, ptext, _ in con.execute(
-            "SELECT scanner_id, phantom, protocol_key, modality, protocol, MAX(COALESCE(acquired, '')) "
-            "FROM series GROUP BY scanner_id, phantom, protocol_key"):
-        proto[(sid, phantom, pkey)] = (modality, json.loads(ptext))
     events: dict[int, list[dt.date]] = defaultdict(list)
     for sid, date in con.execute("SELECT scanner_id, date FROM events ORDER BY date"):
         events[sid].append(dt.date.fromisoformat(date))
 
-    ids = [s[0] for s in streams]
+    ids = [s[0] for s in streams]   # beyond 500 the scan reads everything and the loop picks
     data = _scan(con, ids if (scanner or metric) else None)
 
     out = []
-    for stream_id, sid, skey, phantom, pkey, name, unit in streams:
+    for stream_id, sid, skey, phantom, pkey, name, unit, modality, ptext in streams:
         days, values = data.get(stream_id, (np.empty(0, np.int64), np.empty(0)))
         if days.size == 0:
             continue
-        modality, protocol = proto.get((sid, phantom, pkey), ("", {}))
+        protocol = json.loads(ptext)
         tol, act = limits_for(criteria, phantom, name, protocol)
         if tol is None and act is None:
-            row = con.execute("SELECT limits FROM results WHERE stream_id = ? AND current = 1 "
-                              "ORDER BY acquired DESC LIMIT 1", (stream_id,)).fetchone()
+            row = con.execute("SELECT limits FROM results INDEXED BY results_trend WHERE stream_id = ? "
+                              "AND current = 1 AND day IS NOT NULL ORDER BY acquired DESC LIMIT 1",
+                              (stream_id,)).fetchone()
             tol, act = _stored_limits(row[0] if row else None)
         direction = drift.metric_direction(name)
         restarts = tuple(events.get(sid, ()))
@@ -170,17 +166,16 @@ def _scan(con, stream_ids: Sequence[int] | None) -> dict[int, tuple[np.ndarray, 
     sql = ("SELECT stream_id, day, value FROM results INDEXED BY results_trend "
            "WHERE current = 1 AND day IS NOT NULL")
     args: Sequence[int] = ()
-    if stream_ids is not None:
+    if stream_ids is not None and len(stream_ids) <= 500:
         sql += f" AND stream_id IN ({', '.join('?' * len(stream_ids))})"
         args = list(stream_ids)
     sql += " ORDER BY stream_id, acquired"
-    rows = con.execute(sql, args).fetchall()
-    if not rows:
+    cur = con.execute(sql, args)
+    # np.fromiter consumes the cursor row by row: no list of a million tuples in between.
+    rec = np.fromiter(cur, dtype=[("stream", np.int64), ("day", np.int64), ("value", np.float64)])
+    if rec.size == 0:
         return {}
-    arr = np.array(rows, dtype=np.float64)
-    sid = arr[:, 0].astype(np.int64)
-    days = arr[:, 1].astype(np.int64)
-    values = arr[:, 2]
+    sid, days, values = rec["stream"], rec["day"], rec["value"]
     cuts = np.flatnonzero(np.diff(sid)) + 1
     starts = np.concatenate(([0], cuts))
     ends = np.concatenate((cuts, [sid.size]))

@@ -55,6 +55,29 @@ def test_new_store_is_migrated_wal_with_foreign_keys(tmp_path):
         assert st.migrations() == applied
 
 
+def test_an_older_store_is_migrated_in_place_and_keeps_its_data(tmp_path, monkeypatch):
+    import iqa.store
+    db = tmp_path / "old.db"
+    monkeypatch.setattr(iqa.store, "MIGRATIONS", MIGRATIONS[:1])
+    with Store(db) as st:
+        with pytest.raises(sqlite3.OperationalError):     # the stream columns of 0002 are not there yet
+            st.connection.execute("SELECT protocol FROM streams")
+        st.connection.execute("BEGIN")
+        st.connection.execute("INSERT INTO scanners (id, key) VALUES (1, 'Revolution/SN1')")
+        st.connection.execute("INSERT INTO series (id, uid, scanner_id, phantom, protocol_key, protocol, acquired, "
+                              "modality, stored_at) VALUES (1, '1.2.3', 1, 'water', 'kvp=120', '{\"kvp\": 120}', "
+                              "'2026-09-01T08:00:00', 'CT', 'x')")
+        st.connection.execute("INSERT INTO streams (id, scanner_id, phantom, protocol_key, metric) "
+                              "VALUES (1, 1, 'water', 'kvp=120', 'water_hu')")
+        st.connection.execute("COMMIT")
+        assert [n for n, _ in st.migrations()] == ["0001_initial"]
+    monkeypatch.setattr(iqa.store, "MIGRATIONS", MIGRATIONS)
+    with Store(db) as st:
+        assert [n for n, _ in st.migrations()] == [n for n, _ in MIGRATIONS]
+        assert st.connection.execute("SELECT modality, protocol FROM streams").fetchall() == [("CT", '{"kvp": 120}')]
+        assert st.counts()["series"] == 1
+
+
 def test_foreign_or_newer_databases_are_refused(tmp_path):
     other = tmp_path / "other.db"
     con = sqlite3.connect(other)
