@@ -20,7 +20,9 @@ Guidance 2018):
   signal ROI (:func:`iqa.kernels.uniformity.piu_search`);
 * ``ghosting_percent``: four 10 cm² elliptical ROIs (axes 4:1, long axis parallel to the nearest
   FOV edge) midway between phantom edge and FOV edge on the axes through the phantom centre,
-  100·|((top + bottom) − (left + right)) / (2·signal-ROI mean)|;
+  100·|((top + bottom) − (left + right)) / (2·signal-ROI mean)|, each ghost ROI's signal
+  corrected for the magnitude-noise floor (:func:`ghost_signal`); an ROI that would not fit
+  between phantom and FOV edge is shrunk (4:1 kept) with a warning, never laid over the phantom;
 * ``diameter_x_mm``, ``diameter_y_mm``: edge to edge through the centre along image x and y,
   each edge where the profile crosses half the local phantom level (linear interpolation).
 """
@@ -78,6 +80,8 @@ class BackgroundPolicy:
 
 
 GEOMETRY = FloodGeometry()
+#: Highest identification score of a featureless object (see :func:`identify`).
+MAX_SCORE = 0.9
 POLICY = BackgroundPolicy()
 RAYLEIGH_MEAN_SD = math.sqrt(math.pi / 2) / RAYLEIGH_SD_FACTOR
 
@@ -181,8 +185,10 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     image = np.asarray(image, dtype=np.float64)
     dy, dx = spacing_mm
     rough = _rough_mask(image)
-    if rough is None or rough.sum() < 0.02 * image.size:
-        raise LocalizationError("no phantom found (no bright object covering 2 % of the field of view)")
+    if rough is None or rough.sum() < 0.02 * image.size or rough.all() or \
+            np.median(image[rough]) < 5.0 * max(float(np.median(image[~rough])), 1e-12):
+        raise LocalizationError("no phantom found (no object covering 2 % of the field of view and at "
+                                "least 5 times brighter than its surroundings)")
     interior = ndi.binary_erosion(rough, iterations=2)
     if interior.sum() < 50:
         interior = rough
@@ -228,6 +234,7 @@ class BackgroundAssessment:
     mean_sd_ratio: float
     corner_sd: tuple[float, ...]
     reason: str          # why unusable, or a caution when usable; "" when clean
+    power: float = math.nan   # mean of M² over the corners: 2σ² per receive channel
 
 
 def background_corners(shape: tuple[int, int], loc: FloodLocalization, spacing_mm: tuple[float, float], *,
@@ -269,22 +276,24 @@ def assess_background(image: np.ndarray, corners: list[np.ndarray], *, geometry:
     zeros = sum(s[3] for s in stats) / n
     corner_sd = tuple(float(s[2]) for s in stats)
     ratio = mean / sd if sd > 0 else math.inf
+    power = sum(s[0] * s[1] ** 2 + (s[0] - 1) * s[2] ** 2 for s in stats) / n
     base = (sd, mean, n, zeros, ratio, corner_sd)
     if not sd > policy.min_background_sd or zeros > policy.max_zero_fraction:
         return BackgroundAssessment(False, *base, f"background is zero-filled or masked ({100 * zeros:.0f} % "
-                                    f"of corner pixels <= 0, SD {sd:.3g})")
+                                    f"of corner pixels <= 0, SD {sd:.3g})", power)
     if ratio < policy.min_mean_sd_ratio:
         return BackgroundAssessment(False, *base, f"background is not Rayleigh noise (mean/SD {ratio:.2f}, "
                                     f"Rayleigh {RAYLEIGH_MEAN_SD:.2f}; {100 * zeros:.0f} % zeros): suppressed, "
-                                    f"clipped or filtered by the scanner, so its SD understates the image noise")
+                                    f"clipped or filtered by the scanner, so its SD understates the image noise",
+                                    power)
     if len(corner_sd) >= 2 and max(corner_sd) > policy.max_corner_sd_ratio * min(corner_sd):
         return BackgroundAssessment(False, *base, f"background noise varies across the field of view (corner SDs "
-                                    f"{', '.join(f'{v:.3g}' for v in corner_sd)}), as with parallel imaging")
+                                    f"{', '.join(f'{v:.3g}' for v in corner_sd)}), as with parallel imaging", power)
     note = ""
     if ratio > policy.warn_high_ratio:
         note = (f"background mean/SD {ratio:.2f} is above the Rayleigh {RAYLEIGH_MEAN_SD:.2f}: multi-channel "
                 f"(non-central chi) noise, the 0.655 correction may misstate snr by up to 8 %")
-    return BackgroundAssessment(True, *base, note)
+    return BackgroundAssessment(True, *base, note, power)
 
 
 def ellipse_mask(shape: tuple[int, int], centre_yx: tuple[float, float], semi_y_px: float,
@@ -335,6 +344,25 @@ def ghost_rois(shape: tuple[int, int], loc: FloodLocalization, spacing_mm: tuple
     return rois, warnings
 
 
+def ghost_signal(image: np.ndarray, roi: np.ndarray, background: BackgroundAssessment) -> float:
+    """Ghost signal in a background ROI, corrected for the magnitude-noise floor.
+
+    A magnitude pixel of underlying signal A has ``E[M²] = A² + P`` with ``P = E[M²]`` of pure
+    noise (2σ² for one channel, 2nσ² for an n-channel sum of squares; Henkelman 1985, Gudbjartsson
+    & Patz 1995).  So ``A ≈ sqrt(max(⟨M²⟩_roi − ⟨M²⟩_background, 0))``; the plain mean would
+    understate a ghost of the order of the noise several-fold (the Rician floor compresses it)
+    while the noise floor itself cancels in the ACR formula.  Without a usable background the
+    plain ROI mean is returned.
+    """
+    n, mean, sd = masked_moments(image, roi)
+    if n < 2:
+        return math.nan
+    if not background.usable or not math.isfinite(background.power):
+        return mean
+    power = mean * mean + sd * sd * (n - 1) / n
+    return math.sqrt(max(power - background.power, 0.0))
+
+
 def percent_integral_uniformity(image: np.ndarray, roi: np.ndarray, spacing_mm: tuple[float, float], *,
                                 geometry: FloodGeometry = GEOMETRY) -> tuple[float, dict]:
     """PIU (%) = 100·(1 − (high − low)/(high + low)), 1 cm² disks inside ``roi`` (ACR 2018, NEMA MS 3)."""
@@ -378,6 +406,9 @@ def identify(series: Series) -> float:
 
     Every slice must hold one large object with no internal structure in its central 75 %: the
     ACR phantom, the MagNET slice-width and geometry objects and grid phantoms all fail that.
+    A featureless object is the weakest evidence of all, so the score is capped at
+    ``MAX_SCORE`` (0.9): a pipeline that recognises a specific phantom by its dimensions (a
+    structureless synthetic ACR localizer, say) should win a tie.
     """
     if series.modality != "MR":
         return 0.0
@@ -398,7 +429,7 @@ def identify(series: Series) -> float:
         best = min(best, size_ok * max(0.0, 1.0 - frac / 0.005))
         if best == 0.0:
             break
-    return float(best)
+    return float(MAX_SCORE * best)
 
 
 def analyze(series: Series, *, geometry: FloodGeometry = GEOMETRY, policy: BackgroundPolicy = POLICY
@@ -437,10 +468,13 @@ def analyze(series: Series, *, geometry: FloodGeometry = GEOMETRY, policy: Backg
     try:
         rois, notes = ghost_rois(image.shape, loc, spacing, geometry=geometry)
         out.warnings.extend(notes)
-        means = {k: masked_moments(image, m & ~loc.mask)[1] for k, m in rois.items()}
+        means = {k: ghost_signal(image, m & ~loc.mask, bg) for k, m in rois.items()}
         ghost = 100.0 * abs(((means["top"] + means["bottom"]) - (means["left"] + means["right"])) / (2.0 * signal))
         out.add("ghosting_percent", ghost, "%")
         ghost_detail = means
+        if not bg.usable:
+            out.warnings.append("ghosting_percent: background unusable, ghost ROI means not corrected for the "
+                                "noise floor (magnitude noise compresses faint ghosts)")
     except LocalizationError as exc:
         out.warnings.append(f"ghosting_percent: not measured, {exc}")
 
@@ -467,8 +501,9 @@ def analyze(series: Series, *, geometry: FloodGeometry = GEOMETRY, policy: Backg
 def analyze_pair(a: Series, b: Series, *, geometry: FloodGeometry = GEOMETRY) -> dict[str, Measurement]:
     """NEMA MS 1-2008 two-acquisition SNR of two repeat acquisitions of the same slice(s).
 
-    ``snr_subtraction = S / (SD(I1 − I2) / √2)`` within the signal ROI of ``a``'s central slice,
-    with S the mean of the two images' ROI means (so the result does not depend on the order).
+    ``snr_subtraction = S / (SD(I1 − I2) / √2)`` within the signal ROI of the central slice (placed
+    on the mean of the two images), with S the mean of the two images' ROI means, so the result
+    does not depend on the order.
 
     Raises
     ------
@@ -485,15 +520,24 @@ def analyze_pair(a: Series, b: Series, *, geometry: FloodGeometry = GEOMETRY) ->
     z = _slice_index(a)
     ia = np.asarray(a.volume[z], dtype=np.float64)
     ib = np.asarray(b.volume[z], dtype=np.float64)
-    la = localize(ia, sa, geometry=geometry)
-    lb = localize(ib, sb, geometry=geometry)
-    shift_mm = math.hypot((la.centre_yx[0] - lb.centre_yx[0]) * sa[0], (la.centre_yx[1] - lb.centre_yx[1]) * sa[1])
+    centres = []
+    for img, s in ((ia, a), (ib, b)):
+        rough = _rough_mask(img)
+        if rough is None:
+            raise LocalizationError(f"{s.where}: slice {z}: no phantom found")
+        ys, xs = np.nonzero(rough)
+        centres.append((ys.mean() * sa[0], xs.mean() * sa[1]))
+    shift_mm = math.hypot(centres[0][0] - centres[1][0], centres[0][1] - centres[1][1])
     if shift_mm > 2.0:
         raise LocalizationError(f"{b.where}: phantom moved {shift_mm:.1f} mm between the two acquisitions; "
                                 f"subtraction SNR needs the same position")
-    _, mean_a, _ = masked_moments(ia, la.signal_roi)
-    _, mean_b, _ = masked_moments(ib, la.signal_roi)
-    _, _, sd_diff = difference_moments(ia, ib, la.signal_roi)
+    try:   # the ROI is placed on the mean image, so the result does not depend on the order
+        loc = localize(0.5 * (ia + ib), sa, geometry=geometry)
+    except LocalizationError as exc:
+        raise LocalizationError(f"{a.where}: slice {z}: {exc}") from None
+    _, mean_a, _ = masked_moments(ia, loc.signal_roi)
+    _, mean_b, _ = masked_moments(ib, loc.signal_roi)
+    _, _, sd_diff = difference_moments(ia, ib, loc.signal_roi)
     value = snr_subtraction(0.5 * (mean_a + mean_b), sd_diff)
     if not math.isfinite(value):
         raise InputError(f"{b.where}: the two acquisitions are identical in the signal ROI; "
