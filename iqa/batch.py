@@ -142,13 +142,13 @@ def _run_local(tasks: list[list[SeriesHeader]], workers: int, phantom: str,
 
 
 def _run_dask(tasks: list[list[SeriesHeader]], scheduler: str, phantom: str,
-              criteria_path: str | None) -> Iterator[list[dict[str, Any]]]:
+              criteria_path: str | None, timeout_s: float = 10.0) -> Iterator[list[dict[str, Any]]]:
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise IqaError("--scheduler needs Dask distributed: pip install 'iqa[dask]'") from None
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError) as exc:
         raise IqaError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     try:
@@ -170,7 +170,8 @@ def _run_dask(tasks: list[list[SeriesHeader]], scheduler: str, phantom: str,
 def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLike, *,
               workers: int | None = None, scheduler: str | None = None, phantom: str = "auto",
               criteria_path: str | None = None, quarantine: str | os.PathLike | None = None,
-              progress: Progress | None = None, evaluate_trends: bool = True) -> BatchSummary:
+              progress: Progress | None = None, evaluate_trends: bool = True,
+              scheduler_timeout_s: float = 10.0) -> BatchSummary:
     """Analyse every series under ``archives`` into the store at ``store_path``.
 
     Parameters
@@ -194,7 +195,7 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
         todo = [h for h in outcome.headers if not store.has_series(h.uid)]
         summary.skipped = len(outcome.headers) - len(todo)
         tasks = group_tasks(todo)
-        runner = (_run_dask(tasks, scheduler, phantom, criteria_path) if scheduler
+        runner = (_run_dask(tasks, scheduler, phantom, criteria_path, scheduler_timeout_s) if scheduler
                   else _run_local(tasks, workers, phantom, criteria_path))
         done = 0
         if progress:

@@ -268,9 +268,10 @@ def _looks_like_dicom(path: str) -> tuple[bool, str]:
 def read_dataset(path: str, *, headers_only: bool):
     """Read one file with pydicom; raise :class:`InputError` naming the file on failure.
 
-    With ``headers_only`` the pixel data are not read (``stop_before_pixels``); otherwise
-    large elements are deferred (read from the file when first used), so one parse serves
-    both grouping and decoding.
+    Large elements (the pixel data) are deferred: skipped over and read from the file only
+    when first used, so one parse serves both grouping and decoding, and indexing can still
+    check that the pixel data are present and complete.  ``headers_only`` is kept for
+    callers' intent; the read is the same.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -279,10 +280,7 @@ def read_dataset(path: str, *, headers_only: bool):
     if not ok:
         raise InputError(f"{path}: {why}")
     try:
-        if headers_only:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        else:
-            ds = pydicom.dcmread(path, defer_size="16 KB", force=True)
+        ds = pydicom.dcmread(path, defer_size="16 KB", force=True)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - boundary with a parser fed untrusted bytes:
@@ -517,7 +515,7 @@ def _protocol(ds, modality: str) -> dict[str, Any]:
     return out
 
 
-def _check_image_module(ds, path: str) -> tuple[str, str]:
+def _check_image_module(ds, path: str, *, pixels: bool = False) -> tuple[str, str]:
     sop_class = _str(_get(ds, "SOPClassUID")) or _str(_get(ds.file_meta if hasattr(ds, "file_meta") else None, "MediaStorageSOPClassUID"))
     modality = _str(_get(ds, "Modality")).upper()
     if sop_class == MEDIA_STORAGE_DIRECTORY:
@@ -531,6 +529,8 @@ def _check_image_module(ds, path: str) -> tuple[str, str]:
         if modality in SUPPORTED_MODALITIES and "Secondary Capture" in name:
             raise InputError(f"{path}: secondary capture, not an original {modality} image")
         raise InputError(f"{path}: not a CT or MR image ({name}, modality {modality or 'none'})")
+    if pixels:
+        _check_pixel_element(ds, path)
     if modality not in SUPPORTED_MODALITIES:
         raise InputError(f"{path}: modality {modality or 'missing'} is not supported (CT or MR only)")
     spp = _get(ds, "SamplesPerPixel", 1)
@@ -679,7 +679,8 @@ def _check_pixel_element(ds, path: str) -> None:
         if tag in ds:
             break
     else:
-        raise InputError(f"{path}: no pixel data")
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        raise InputError(f"{path}: no pixel data (truncated file of {size} bytes, or not an image)")
     elem = ds.get_item(tag)
     length = getattr(elem, "length", None)
     tell = getattr(elem, "value_tell", None)
@@ -714,9 +715,7 @@ def _is_encapsulated(ds) -> bool:
 
 def _describe(ds, path: str, *, pixels: bool = False) -> _FileInfo:
     try:
-        sop_class, modality = _check_image_module(ds, path)
-        if pixels:
-            _check_pixel_element(ds, path)
+        sop_class, modality = _check_image_module(ds, path, pixels=pixels)
         uid = _str(_get(ds, "SeriesInstanceUID"))
         if not uid:
             raise InputError(f"{path}: no SeriesInstanceUID")
@@ -824,7 +823,7 @@ def scan(paths: Iterable[str | os.PathLike], *, headers_only: bool = True,
             if _is_sidecar(path):
                 raise _Skip(f"{path}: not DICOM ({os.path.splitext(path)[1]} file), skipped")
             ds = read_dataset(path, headers_only=headers_only)
-            info = _describe(ds, path, pixels=not headers_only)
+            info = _describe(ds, path, pixels=True)
         except _Skip as skip:
             outcome.skipped.append(FileFailure(path, str(skip).split(": ", 1)[-1]))
             continue
