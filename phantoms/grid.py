@@ -1,0 +1,271 @@
+"""MR grid (geometric distortion) phantom: ``distortion_max_mm`` from detected grid points.
+
+Pipeline (AAPM Report 100 (2010) "spatial linearity"; ``docs/conventions.md``, ``mr-grid``):
+
+1. find the grid features (rods or holes, bright or dark) by zero-mean normalised
+   cross-correlation with a blurred disc of the nominal rod diameter
+   (:func:`iqa.kernels.grid.match_template`), keep local maxima that are also strong in
+   contrast, and refine each to sub-pixel by its contrast-weighted centre of mass
+   (:func:`iqa.kernels.grid.refine_centroids`);
+2. assign every point to a node of the nominal square lattice (pitch from the phantom geometry,
+   in-plane rotation from the nearest-neighbour directions), rejecting points that sit between
+   nodes;
+3. fit the nominal lattice to the points by least squares, rotation and translation only
+   (Kabsch/Umeyama without scale: a scaling error *is* distortion), and report the largest and
+   mean distance between each point and its fitted nominal position.
+
+Everything is measured in image axes (x = columns, y = rows) in mm, so any plane orientation works.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from iqa.dicom import Series
+from iqa.errors import InputError, LocalizationError
+from iqa.kernels.grid import local_peaks, match_template, refine_centroids
+from iqa.result import PhantomAnalysis
+
+log = logging.getLogger(__name__)
+
+NAME = "mr-grid"
+MODALITY = "MR"
+
+
+@dataclass(frozen=True, slots=True)
+class GridGeometry:
+    """Nominal grid (mm) and detection settings (fractions of the nominal sizes)."""
+
+    pitch_mm: float = 20.0             # centre-to-centre spacing of the grid features
+    rod_diameter_mm: float = 4.0       # feature diameter, sets the matched template
+    min_ncc: float = 0.5               # template correlation to count as a candidate
+    min_contrast_fraction: float = 0.4  # of the median candidate contrast
+    max_offset_fraction: float = 0.3   # of the pitch: farther from a node is not a grid point
+    min_points: int = 9
+
+
+GEOMETRY = GridGeometry()
+
+
+@dataclass(frozen=True, slots=True)
+class GridPoints:
+    """Detected grid points (pixel coordinates) with their lattice indices."""
+
+    yx_px: np.ndarray           # (n, 2) sub-pixel (y, x)
+    ij: np.ndarray              # (n, 2) integer lattice indices (along rotated x, y)
+    rejected: int               # candidates not on a lattice node
+    polarity: int               # +1 bright features, -1 dark features
+    rotation_deg: float         # lattice rotation estimate (mod 90 degrees)
+
+
+def _template(radius_px: tuple[float, float]) -> np.ndarray:
+    """Disc of the nominal feature radius (per axis, pixels), lightly blurred, with a background ring."""
+    ry, rx = radius_px
+    hy, hx = int(math.ceil(2.0 * ry)) + 1, int(math.ceil(2.0 * rx)) + 1
+    gy, gx = np.mgrid[-hy:hy + 1, -hx:hx + 1].astype(np.float64)
+    t = ((gy / ry) ** 2 + (gx / rx) ** 2 <= 1.0).astype(np.float64)
+    return ndi.gaussian_filter(t, 0.6)
+
+
+def _contrast_image(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: float, polarity: int) -> np.ndarray:
+    """Feature contrast around each seed: ``polarity·(image − local background)``, clipped at 0.
+
+    The local background is the median of a ring 1–3 px outside the centroid disk of each seed;
+    pixels farther than the ring from every seed get zero weight.
+    """
+    ny, nx = image.shape
+    outer = radius + 3.0
+    h = int(math.ceil(outer))
+    gy, gx = np.mgrid[-h:h + 1, -h:h + 1]
+    rr = np.hypot(gy, gx)
+    ring = (rr > radius) & (rr <= outer)
+    disk = rr <= radius + 1.0
+    out = np.zeros_like(image)
+    for y, x in zip(ys, xs):
+        y0, y1, x0, x1 = y - h, y + h + 1, x - h, x + h + 1
+        if y0 < 0 or x0 < 0 or y1 > ny or x1 > nx:
+            continue
+        win = image[y0:y1, x0:x1]
+        bg = float(np.median(win[ring]))
+        out[y0:y1, x0:x1] = np.where(disk, np.maximum(polarity * (win - bg), 0.0), out[y0:y1, x0:x1])
+    return out
+
+
+def _candidates(image: np.ndarray, spacing_mm: tuple[float, float], polarity: int, g: GridGeometry):
+    dy, dx = spacing_mm
+    r_px = (g.rod_diameter_mm / 2 / dy, g.rod_diameter_mm / 2 / dx)
+    score = match_template(polarity * image, _template(r_px))
+    sep = max(1, int(0.4 * g.pitch_mm / max(dy, dx)))
+    ys, xs = local_peaks(score, sep, g.min_ncc)
+    if ys.size == 0:
+        return np.empty((0, 2)), np.empty(0)
+    radius = g.rod_diameter_mm / 2 / min(dy, dx) + 1.0
+    weights = _contrast_image(image, ys, xs, radius, polarity)
+    yx = refine_centroids(weights, ys, xs, radius)
+    for _ in range(2):          # re-centre the disk on the estimate
+        ok = np.isfinite(yx).all(axis=1)
+        yx[ok] = refine_centroids(weights, np.rint(yx[ok, 0]).astype(np.int64),
+                                  np.rint(yx[ok, 1]).astype(np.int64), radius)
+    contrast = np.array([weights[y, x] for y, x in zip(ys, xs)])
+    ok = np.isfinite(yx).all(axis=1)
+    yx, contrast = yx[ok], contrast[ok]
+    if contrast.size:
+        keep = contrast >= g.min_contrast_fraction * np.median(contrast)
+        yx, contrast = yx[keep], contrast[keep]
+    return yx, contrast
+
+
+def _lattice_rotation(pts_mm: np.ndarray, pitch: float) -> float:
+    """Lattice angle (radians, in [-45°, 45°)) from nearest-neighbour directions (4-fold mean)."""
+    d = pts_mm[:, None, :] - pts_mm[None, :, :]
+    dist = np.hypot(d[..., 0], d[..., 1])
+    near = (dist > 0.7 * pitch) & (dist < 1.3 * pitch)
+    if not near.any():
+        raise LocalizationError(f"no two grid points are one pitch ({pitch:g} mm) apart")
+    ang = np.arctan2(d[..., 1][near], d[..., 0][near])
+    return float(np.angle(np.mean(np.exp(4j * ang))) / 4)
+
+
+def _assign(pts_mm: np.ndarray, pitch: float, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lattice indices of each point in the frame rotated by ``-theta`` and its offset from the node."""
+    c, s = math.cos(theta), math.sin(theta)
+    u = pts_mm[:, 0] * c + pts_mm[:, 1] * s
+    v = -pts_mm[:, 0] * s + pts_mm[:, 1] * c
+    uv = np.stack([u, v], axis=1) / pitch
+    # lattice phase: circular mean of the fractional parts
+    phase = np.angle(np.mean(np.exp(2j * math.pi * uv), axis=0)) / (2 * math.pi)
+    ij = np.rint(uv - phase).astype(np.int64)
+    off = np.abs(uv - phase - ij).max(axis=1)
+    return ij, off
+
+
+def rigid_fit(nominal: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares rotation R and translation t with ``R @ nominal + t ≈ points`` (no scaling).
+
+    Kabsch (1976) / Umeyama (1991) with the reflection guard.  Arrays are (n, 2) in mm.
+    """
+    mn, mp = nominal.mean(axis=0), points.mean(axis=0)
+    h = (nominal - mn).T @ (points - mp)
+    u, _, vt = np.linalg.svd(h)
+    d = 1.0 if np.linalg.det(vt.T @ u.T) >= 0 else -1.0
+    rot = vt.T @ np.diag([1.0, d]) @ u.T
+    return rot, mp - rot @ mn
+
+
+def detect(image: np.ndarray, spacing_mm: tuple[float, float], *, geometry: GridGeometry = GEOMETRY) -> GridPoints:
+    """Find the grid points of one image and their lattice nodes.
+
+    Raises
+    ------
+    LocalizationError
+        Fewer than ``geometry.min_points`` points sit on a lattice of the nominal pitch.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    dy, dx = spacing_mm
+    best = None
+    for polarity in (1, -1):
+        yx, _ = _candidates(image, spacing_mm, polarity, geometry)
+        if len(yx) < geometry.min_points:
+            continue
+        pts = np.stack([yx[:, 1] * dx, yx[:, 0] * dy], axis=1)
+        try:
+            theta = _lattice_rotation(pts, geometry.pitch_mm)
+        except LocalizationError:
+            continue
+        ij, off = _assign(pts, geometry.pitch_mm, theta)
+        good = off <= geometry.max_offset_fraction
+        # one point per node: keep the one nearest the node
+        order = np.argsort(off)
+        seen: set[tuple[int, int]] = set()
+        keep = np.zeros(len(pts), dtype=bool)
+        for k in order:
+            key = (int(ij[k, 0]), int(ij[k, 1]))
+            if good[k] and key not in seen:
+                seen.add(key)
+                keep[k] = True
+        cand = GridPoints(yx[keep], ij[keep], int((~keep).sum()), polarity, math.degrees(theta))
+        if best is None or keep.sum() > len(best.yx_px):
+            best = cand
+    if best is None or len(best.yx_px) < geometry.min_points:
+        found = 0 if best is None else len(best.yx_px)
+        raise LocalizationError(f"found {found} grid points on a {geometry.pitch_mm:g} mm lattice "
+                                f"(need {geometry.min_points}); is this a grid phantom of that pitch?")
+    return best
+
+
+def distortion(points: GridPoints, spacing_mm: tuple[float, float], *, geometry: GridGeometry = GEOMETRY
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Residuals (mm) of the points after the rigid fit of the nominal lattice; also R, t, nominal."""
+    dy, dx = spacing_mm
+    pts = np.stack([points.yx_px[:, 1] * dx, points.yx_px[:, 0] * dy], axis=1)
+    nominal = points.ij.astype(np.float64) * geometry.pitch_mm
+    rot, t = rigid_fit(nominal, pts)
+    resid = np.linalg.norm(nominal @ rot.T + t - pts, axis=1)
+    return resid, rot, t, nominal
+
+
+def _occupancy(ij: np.ndarray) -> float:
+    """Share of lattice nodes inside the points' index hull (row by row) that hold a point."""
+    rows: dict[int, list[int]] = {}
+    for i, j in ij:
+        rows.setdefault(int(j), []).append(int(i))
+    total = sum(max(v) - min(v) + 1 for v in rows.values())
+    return len(ij) / total if total else 0.0
+
+
+def _slice(series: Series) -> tuple[int, np.ndarray, tuple[float, float]]:
+    dy, dx = series.pixel_spacing_mm
+    if not (dy > 0 and dx > 0):
+        raise InputError(f"{series.where}: pixel spacing {dy} x {dx} mm is unusable")
+    z = series.volume.shape[0] // 2
+    return z, np.asarray(series.volume[z], dtype=np.float64), (float(dy), float(dx))
+
+
+def identify(series: Series) -> float:
+    """Confidence that the central slice shows a filled square lattice of the nominal pitch."""
+    if series.modality != "MR":
+        return 0.0
+    try:
+        _, image, spacing = _slice(series)
+        pts = detect(image, spacing)
+    except (InputError, LocalizationError):
+        return 0.0
+    n = len(pts.yx_px)
+    filled = _occupancy(pts.ij)
+    on_lattice = n / (n + pts.rejected)
+    return float(min(1.0, n / 25.0) * min(1.0, filled / 0.8) * on_lattice)
+
+
+def analyze(series: Series, *, geometry: GridGeometry = GEOMETRY) -> PhantomAnalysis:
+    """``distortion_max_mm`` and ``distortion_mean_mm`` on the central slice."""
+    z, image, spacing = _slice(series)
+    try:
+        pts = detect(image, spacing, geometry=geometry)
+    except LocalizationError as exc:
+        raise LocalizationError(f"{series.where}: slice {z}: {exc}") from None
+    resid, rot, t, nominal = distortion(pts, spacing, geometry=geometry)
+    out = PhantomAnalysis(phantom=NAME)
+    out.add("distortion_max_mm", float(resid.max()), "mm")
+    out.add("distortion_mean_mm", float(resid.mean()), "mm")
+    if pts.rejected:
+        out.warnings.append(f"{pts.rejected} candidate point(s) off the {geometry.pitch_mm:g} mm lattice ignored")
+    filled = _occupancy(pts.ij)
+    if filled < 0.9:
+        out.warnings.append(f"only {100 * filled:.0f} % of the lattice nodes within the detected grid hold a point")
+    worst = int(np.argmax(resid))
+    out.details.update({
+        "slice_index": z,
+        "n_points": int(len(resid)),
+        "pitch_mm": geometry.pitch_mm,
+        "polarity": "bright" if pts.polarity > 0 else "dark",
+        # conventions.md: angles counter-clockwise on screen (y down), lattice symmetric under 90°
+        "fit_rotation_deg": (math.degrees(math.atan2(-rot[1, 0], rot[0, 0])) + 45.0) % 90.0 - 45.0,
+        "fit_translation_mm": [float(v) for v in t],
+        "worst_point_mm": [float(pts.yx_px[worst, 1] * spacing[1]), float(pts.yx_px[worst, 0] * spacing[0])],
+        "lattice_occupancy": filled,
+    })
+    return out
