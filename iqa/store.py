@@ -156,6 +156,18 @@ UPDATE streams SET
 DROP INDEX results_trend;
 CREATE INDEX results_trend ON results (stream_id, acquired, day, value, current) WHERE current = 1 AND day IS NOT NULL;
 """),
+    ("0003_series_cache", """
+-- Each trend series' current (day, value) arrays as blobs, valid while streams.version is unchanged:
+-- iqa trend then reads one row per series instead of every result.
+ALTER TABLE streams ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE stream_cache (
+    stream_id INTEGER PRIMARY KEY REFERENCES streams(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,                 -- streams.version the arrays were read at
+    n INTEGER NOT NULL,
+    days BLOB NOT NULL,                       -- int32 ordinals, native little-endian
+    vals BLOB NOT NULL                        -- float64
+);
+"""),
 )
 
 
@@ -322,9 +334,9 @@ class Store:
             hint = "SQLite error"
         return StoreError(f"{self.path}: cannot {doing}: {hint} ({text})")
 
-    def _retry(self, fn):
-        """Run ``fn`` retrying while SQLite says locked/busy, up to :data:`LOCK_RETRY_S`."""
-        deadline = time.monotonic() + LOCK_RETRY_S
+    def _retry(self, fn, patience_s: float = LOCK_RETRY_S):
+        """Run ``fn`` retrying while SQLite says locked/busy, up to ``patience_s``."""
+        deadline = time.monotonic() + patience_s
         delay = 0.01
         while True:
             try:
@@ -337,13 +349,13 @@ class Store:
                 delay = min(delay * 2, 0.5)
 
     @contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, doing: str, patience_s: float = LOCK_RETRY_S) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``), retried on lock, rolled back on any error."""
         if self.readonly:
             raise StoreError(f"{self.path}: cannot {doing}: the store was opened read-only")
         con = self.connection
         try:
-            self._retry(lambda: con.execute("BEGIN IMMEDIATE"))
+            self._retry(lambda: con.execute("BEGIN IMMEDIATE"), patience_s)
         except sqlite3.Error as exc:
             raise self._error(exc, doing) from None
         try:
@@ -456,6 +468,7 @@ class Store:
                 day = _day(acquired)
             ptext = json.dumps(protocol, sort_keys=True, allow_nan=False)
             touched = False
+            changed: list[int] = []
             for name, value, unit, status, criterion, limits in rows:
                 stream = self._stream_id(con, sid, phantom, pkey, name, unit, modality, ptext)
                 cur = con.execute(
@@ -464,8 +477,11 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                     (series_id, stream, name, value, unit, status, criterion, limits, version, rank,
                      day, acquired, now))
-                touched |= cur.rowcount > 0
+                if cur.rowcount > 0:
+                    touched = True
+                    changed.append(stream)
             if touched:
+                con.executemany("UPDATE streams SET version = version + 1 WHERE id = ?", [(c,) for c in changed])
                 con.execute(
                     "UPDATE results SET current = (version_rank = (SELECT MAX(r2.version_rank) FROM results r2 "
                     "WHERE r2.series_id = results.series_id AND r2.metric = results.metric)) WHERE series_id = ?",
@@ -561,6 +577,55 @@ class Store:
 
     # ------------------------------------------------------------------ reading
 
+    def read_series(self, stream_ids: Sequence[int] | None = None) -> dict[int, tuple[Any, Any]]:
+        """Current ``(days, values)`` of trend series (all, or these ``streams.id``), oldest first.
+
+        ``days`` are int64 proleptic Gregorian ordinals, ``values`` float64.  Series whose cached
+        arrays are still valid (``stream_cache.version == streams.version``) come from one blob
+        each; the others from one ordered scan of the covering index ``results_trend``, after
+        which their cache is refreshed when the store is writable (best effort: a read-only or
+        busy store is simply read the slow way).  Versions and data are read in one snapshot, so
+        a result stored meanwhile invalidates what was cached, never hides behind it.
+        """
+        import numpy as np
+
+        con = self.connection
+        out: dict[int, tuple[Any, Any]] = {}
+        fresh: list[tuple[int, int, Any, Any]] = []
+        con.execute("BEGIN")          # one read snapshot (WAL: writers carry on)
+        try:
+            sel = "SELECT st.id, st.version, c.version, c.days, c.vals FROM streams st " \
+                  "LEFT JOIN stream_cache c ON c.stream_id = st.id"
+            wanted = None if stream_ids is None else set(int(i) for i in stream_ids)
+            versions: dict[int, int] = {}
+            for sid, ver, cver, days, vals in con.execute(sel):
+                if wanted is not None and sid not in wanted:
+                    continue
+                if cver is not None and cver == ver:
+                    out[sid] = (np.frombuffer(days, dtype="<i4").astype(np.int64), np.frombuffer(vals, dtype="<f8"))
+                else:
+                    versions[sid] = ver
+            if versions:
+                for sid, (days, vals) in _scan(con, list(versions) if len(versions) <= 500 else None).items():
+                    if sid in versions:
+                        out[sid] = (days, vals)
+                        fresh.append((sid, versions[sid], days, vals))
+                # series with no dated results: cache them empty too
+                for sid in versions.keys() - out.keys():
+                    fresh.append((sid, versions[sid], np.empty(0, np.int64), np.empty(0)))
+        finally:
+            _rollback(con)
+        if fresh and not self.readonly:
+            try:
+                with self._write("cache trend series", patience_s=2.0) as w:
+                    w.executemany("INSERT OR REPLACE INTO stream_cache (stream_id, version, n, days, vals) "
+                                  "VALUES (?, ?, ?, ?, ?)",
+                                  [(sid, ver, int(d.size), d.astype("<i4").tobytes(), v.astype("<f8").tobytes())
+                                   for sid, ver, d, v in fresh])
+            except StoreError as exc:
+                log.debug("trend cache not written: %s", exc)
+        return out
+
     def scanners(self) -> list[dict[str, Any]]:
         cols = ("key", "manufacturer", "model", "station", "serial", "modality")
         return [dict(zip(cols, r)) for r in self.connection.execute(
@@ -584,6 +649,29 @@ class Store:
         con = self.connection
         return {t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                 for t in ("scanners", "series", "streams", "results", "events", "alarms")}
+
+
+def _scan(con: sqlite3.Connection, stream_ids: Sequence[int] | None) -> dict[int, tuple[Any, Any]]:
+    """(days, values) per series from one ordered scan of the covering index ``results_trend``."""
+    import numpy as np
+
+    sql = ("SELECT stream_id, day, value FROM results INDEXED BY results_trend "
+           "WHERE current = 1 AND day IS NOT NULL")
+    args: Sequence[int] = ()
+    if stream_ids is not None:
+        sql += f" AND stream_id IN ({', '.join('?' * len(stream_ids))})"
+        args = list(stream_ids)
+    sql += " ORDER BY stream_id, acquired"
+    # np.fromiter consumes the cursor row by row: no list of a million tuples in between.
+    rec = np.fromiter(con.execute(sql, args),
+                      dtype=[("stream", np.int64), ("day", np.int64), ("value", np.float64)])
+    if rec.size == 0:
+        return {}
+    sid, days, values = rec["stream"], rec["day"], rec["value"]
+    cuts = np.flatnonzero(np.diff(sid)) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [sid.size]))
+    return {int(sid[a]): (days[a:b].copy(), values[a:b].copy()) for a, b in zip(starts, ends)}
 
 
 def _rollback(con: sqlite3.Connection) -> None:

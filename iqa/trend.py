@@ -7,8 +7,8 @@ tables (a ``constancy`` table first, else the accreditation one), the direction 
 (each restarts the baseline), and hands them to :func:`iqa.drift.evaluate`, which does all the
 statistics.  The result is the trend object of shared/INTERFACE.md.
 
-Speed: all series come out of **one** ordered scan of a covering partial index
-(``results_trend``), split with NumPy; nothing is read per row in Python beyond that scan.
+Speed: :meth:`iqa.store.Store.read_series` gives every series' arrays from its cache blob, or
+for series changed since, from **one** ordered scan of a covering partial index split with NumPy.
 """
 from __future__ import annotations
 
@@ -136,8 +136,7 @@ def load(store: Store, *, scanner: str | None = None, metric: str | None = None,
     for sid, date in con.execute("SELECT scanner_id, date FROM events ORDER BY date"):
         events[sid].append(dt.date.fromisoformat(date))
 
-    ids = [s[0] for s in streams]   # beyond 500 the scan reads everything and the loop picks
-    data = _scan(con, ids if (scanner or metric) else None)
+    data = store.read_series([s[0] for s in streams] if (scanner or metric) else None)
 
     out = []
     for stream_id, sid, skey, phantom, pkey, name, unit, modality, ptext in streams:
@@ -159,27 +158,6 @@ def load(store: Store, *, scanner: str | None = None, metric: str | None = None,
         out.append(Trend(skey, phantom, pkey, name, modality, unit, days, values, tol, act, restarts,
                          direction, status.to_dict()))
     return out
-
-
-def _scan(con, stream_ids: Sequence[int] | None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """(days, values) per stream from one ordered scan of the covering index."""
-    sql = ("SELECT stream_id, day, value FROM results INDEXED BY results_trend "
-           "WHERE current = 1 AND day IS NOT NULL")
-    args: Sequence[int] = ()
-    if stream_ids is not None and len(stream_ids) <= 500:
-        sql += f" AND stream_id IN ({', '.join('?' * len(stream_ids))})"
-        args = list(stream_ids)
-    sql += " ORDER BY stream_id, acquired"
-    cur = con.execute(sql, args)
-    # np.fromiter consumes the cursor row by row: no list of a million tuples in between.
-    rec = np.fromiter(cur, dtype=[("stream", np.int64), ("day", np.int64), ("value", np.float64)])
-    if rec.size == 0:
-        return {}
-    sid, days, values = rec["stream"], rec["day"], rec["value"]
-    cuts = np.flatnonzero(np.diff(sid)) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [sid.size]))
-    return {int(sid[a]): (days[a:b], values[a:b]) for a, b in zip(starts, ends)}
 
 
 def trend_objects(store: Store, **kwargs) -> list[dict[str, Any]]:

@@ -120,9 +120,31 @@ def test_reanalysis_with_newer_version_is_kept_beside_and_used(tmp_path):
         assert current_values(st) == [("1.2.826.0.1.0", "noise_hu", 5.2, "0.10.0"),
                                       ("1.2.826.0.1.0", "water_hu", 2.0, "0.10.0")]
         assert st.has_series("1.2.826.0.1.0", "0.9.1") and not st.has_series("1.2.826.0.1.0", "0.2.0")
-        from iqa.trend import _scan
-        (days, values), = _scan(st.connection, [1]).values()
+        (days, values), = st.read_series([1]).values()
         assert values.tolist() == [2.0]
+
+
+def test_series_cache_is_used_and_invalidated_by_new_results(tmp_path):
+    db = tmp_path / "qa.db"
+    with Store(db) as st:
+        for i in (0, 2, 1):                                   # stored out of order
+            st.add_result(result(i, value=float(i)))
+        cold = st.read_series()
+        assert st.connection.execute("SELECT COUNT(*) FROM stream_cache").fetchone()[0] == 2
+        st.connection.execute("UPDATE results SET value = -99")      # behind the store's back: cache answers
+        warm = st.read_series()
+        assert {k: (d.tolist(), v.tolist()) for k, (d, v) in warm.items()} == \
+               {k: (d.tolist(), v.tolist()) for k, (d, v) in cold.items()}
+        water = st.connection.execute("SELECT id FROM streams WHERE metric = 'water_hu'").fetchone()[0]
+        assert cold[water][1].tolist() == [0.0, 1.0, 2.0]
+        assert (np.diff(cold[water][0]) == 1).all()
+        st.add_result(result(3, value=3.0))                  # a new result invalidates its series
+        fresh = st.read_series([water])
+        assert fresh[water][1].tolist() == [-99.0, -99.0, -99.0, 3.0]
+        st.add_result(result(3, value=3.0))                  # idempotent: no invalidation
+        assert st.connection.execute("SELECT version FROM streams WHERE id = ?", (water,)).fetchone()[0] == 4
+    with Store(db, readonly=True) as st:                     # read-only: read, never write the cache
+        assert st.read_series([water])[water][1].tolist() == [-99.0, -99.0, -99.0, 3.0]
 
 
 def test_version_rank_orders_releases_numerically_and_prereleases_first():
