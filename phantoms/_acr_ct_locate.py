@@ -4,7 +4,7 @@ Everything here is found from the pixels (never from slice numbers or the series
 description), following the layout in docs/conventions.md (ACR CT 464: Ø 200 mm, four
 40 mm modules along z, module 1 first; ACR CT QC Manual 2017, phantom description):
 
-* every slice gets a cheap signature from a subsampled copy (pixels about 1.5 mm): phantom
+* every slice gets a cheap signature from a subsampled view (pixels about 2 mm): phantom
   area and centroid, median CT number inside r < 85 mm, and the fractions of very low
   (< −500 HU) and high (> 300 HU) pixels in the 45–75 mm annulus where the module-1 inserts
   and the module-4 bar blocks lie.  A slice is labelled 1 (air and bone inserts), 2 (+90 HU
@@ -65,7 +65,7 @@ class ZModel:
 
 
 def slice_signatures(volume: np.ndarray, spacing_yx_mm: tuple[float, float], *,
-                     diameter_mm: float, step_mm: float = 1.5) -> SliceSignature:
+                     diameter_mm: float, step_mm: float = 2.0) -> SliceSignature:
     """Cheap content signature of every slice from a subsampled view (no copy of the volume).
 
     Labels follow the ACR CT 464 module contents (docs/conventions.md).
@@ -87,34 +87,39 @@ def slice_signatures(volume: np.ndarray, spacing_yx_mm: tuple[float, float], *,
                | mask[:, :, 0].any(axis=1) | mask[:, :, -1].any(axis=1))
     disk = math.pi * (diameter_mm / 2) ** 2
     present = area > 0.4 * disk
-    cyz = np.where(present, cy, 0.0)[:, None, None]
-    cxz = np.where(present, cx, 0.0)[:, None, None]
-    r2 = ((yy[None, :, None] - cyz) * dy) ** 2 + ((xx[None, None, :] - cxz) * dx) ** 2
-    inner = r2 < (0.425 * diameter_mm) ** 2
-    ann = (r2 > (0.225 * diameter_mm) ** 2) & (r2 < (0.375 * diameter_mm) ** 2)
-    n_in = np.maximum(inner.sum(axis=(1, 2)), 1)
-    n_ann = np.maximum(ann.sum(axis=(1, 2)), 1)
+    # one centre for all slices (the median centroid): the masks below are 2-D and the
+    # per-slice sums are matrix products, so the cost is one pass over the subsampled volume
+    c_y = float(np.median(cy[present])) if present.any() else h * s / 2
+    c_x = float(np.median(cx[present])) if present.any() else w * s / 2
+    r2 = ((yy[:, None] - c_y) * dy) ** 2 + ((xx[None, :] - c_x) * dx) ** 2
+    inner = (r2 < (0.425 * diameter_mm) ** 2).ravel()
+    ann = ((r2 > (0.225 * diameter_mm) ** 2) & (r2 < (0.375 * diameter_mm) ** 2)).ravel()
+    flat = sub.reshape(nz, -1)
     # robust level: mean of values clipped to [-200, 300] HU (inserts and bars move it < 15 HU)
-    level = np.where(inner, np.clip(sub, -200.0, 300.0), 0.0).sum(axis=(1, 2)) / n_in
-    low = (ann & (sub < AIR_THRESHOLD_HU)).sum(axis=(1, 2)) / n_ann
-    high = (ann & (sub > HIGH_THRESHOLD_HU)).sum(axis=(1, 2)) / n_ann
+    level = np.clip(flat[:, inner], -200.0, 300.0).mean(axis=1)
+    ring = flat[:, ann]
+    low = (ring < AIR_THRESHOLD_HU).mean(axis=1)
+    high = (ring > HIGH_THRESHOLD_HU).mean(axis=1)
     median = np.where(present, level, np.nan)
     labels = np.array([_label(m, lo, hi) if ok else 0 for m, lo, hi, ok in zip(median, low, high, present)],
                       dtype=np.int64)
     return SliceSignature(area, cy, cx, median, low, high, touches, labels)
 
 
-def _label(median: float, low: float, high: float) -> int:
-    """Module from a slice signature (ACR CT 464 contents; −1 when unclear)."""
-    if 45.0 <= median <= 200.0 and low < 0.005 and high < 0.005:
+def _label(level: float, low: float, high: float) -> int:
+    """Module from a slice signature (ACR CT 464 contents; −1 when unclear).
+
+    The level thresholds leave out slices mixing the +90 HU module with a 0 HU one by more
+    than ~1/6 (partial volume across a module face), so they cannot pass for either.
+    """
+    if 75.0 <= level <= 200.0 and low < 0.005 and high < 0.005:
         return 2                                  # +90 HU low-contrast module
-    if abs(median) < 45.0:
-        if low > 0.015 and high > 0.015:
-            return 1                              # air + bone inserts
-        if high > 0.03 and low < 0.005:
-            return 4                              # bar blocks
-        if high < 0.003 and low < 0.003:
-            return 3                              # uniform
+    if low > 0.015 and high > 0.015 and abs(level) < 30.0:
+        return 1                                  # air + bone inserts
+    if high > 0.03 and low < 0.005 and -15.0 < level < 45.0:
+        return 4                                  # bar blocks (clipped bars lift the level)
+    if high < 0.003 and low < 0.003 and abs(level) < 15.0:
+        return 3                                  # uniform
     return -1
 
 

@@ -78,23 +78,34 @@ def ramp_profile(image: np.ndarray, spacing_yx_mm, centre_yx_px, rotation_deg: f
 
 
 def _fit_rect_gauss(u, p, fwhm0, peak0, px):
-    """Least-squares fit of ``A·[Φ((u−c+W/2)/s) − Φ((u−c−W/2)/s)] + b``; returns (W, s, c)."""
+    """Least-squares fit of ``A·[Φ((u−c+W/2)/s) − Φ((u−c−W/2)/s)] + b`` (analytic Jacobian)
+    over the peak and a margin of one FWHM plus 4 mm each side; returns (W, s, c)."""
     from scipy.optimize import least_squares
     from scipy.special import ndtr
 
-    ok = np.isfinite(p)
+    ok = np.isfinite(p) & (np.abs(u - peak0) <= 1.5 * fwhm0 + 4.0)
     u, p = u[ok], p[ok]
-    amp0 = float(np.percentile(p, 99))
+    if u.size < 8:
+        return math.nan, math.nan, math.nan
+    amp0 = float(np.percentile(p, 95))
+    inv_sqrt_2pi = 1.0 / math.sqrt(2 * math.pi)
 
-    def model(q):
+    def resid(q):
         a, c, w, s, b = q
-        return a * (ndtr((u - c + w / 2) / s) - ndtr((u - c - w / 2) / s)) + b
+        return a * (ndtr((u - c + w / 2) / s) - ndtr((u - c - w / 2) / s)) + b - p
+
+    def jac(q):
+        a, c, w, s, b = q
+        z1, z2 = (u - c + w / 2) / s, (u - c - w / 2) / s
+        g1, g2 = np.exp(-0.5 * z1 * z1) * inv_sqrt_2pi, np.exp(-0.5 * z2 * z2) * inv_sqrt_2pi
+        return np.column_stack([ndtr(z1) - ndtr(z2), -a / s * (g1 - g2), a / (2 * s) * (g1 + g2),
+                                -a / s * (g1 * z1 - g2 * z2), np.ones_like(u)])
 
     q0 = [amp0, peak0, 0.8 * fwhm0, max(0.2 * fwhm0, px / 2), 0.0]
     lo = [0.0, peak0 - fwhm0, 0.0, px / 20, -np.inf]
     hi = [np.inf, peak0 + fwhm0, 3 * fwhm0, 2 * fwhm0, np.inf]
     try:
-        r = least_squares(lambda q: model(q) - p, q0, bounds=(lo, hi), x_scale="jac")
+        r = least_squares(resid, q0, jac=jac, bounds=(lo, hi), x_scale="jac", method="trf")
     except ValueError:
         return math.nan, math.nan, math.nan
     if not r.success:
@@ -218,7 +229,7 @@ class BarModulation:
 
 def bar_ctf(image: np.ndarray, spacing_yx_mm, centre_yx_px, *, angle_deg: float, distance_mm: float,
             frequency_lpcm: float, contrast_hu: float, half_extent_mm: float = 5.5,
-            harmonics: int = 5) -> BarModulation:
+            harmonics: int = 5, max_condition: float = 30.0) -> BarModulation:
     """Square-wave contrast transfer of one bar block by phase folding.
 
     Bars run radially, so the response varies with the tangential coordinate ``t`` only.
@@ -226,7 +237,9 @@ def bar_ctf(image: np.ndarray, spacing_yx_mm, centre_yx_px, *, angle_deg: float,
     block edges by a few PSF widths) is placed at its phase ``t mod P`` (P = 10/f mm) and a
     Fourier series of ``harmonics`` terms is fitted by least squares.  The fitted period is
     the square-wave response sampled finely without interpolation blur, even above the
-    pixel Nyquist frequency when the pattern is oblique to the pixel grid.
+    pixel Nyquist frequency when the pattern is oblique to the pixel grid.  Harmonics are
+    dropped (from the highest) until the least-squares design is well conditioned
+    (condition number < ``max_condition``); CTF is NaN when not even the fundamental is.
     CTF = (max − min of the fitted response) / contrast (Coltman 1954; docs/conventions.md).
     """
     dy, dx = spacing_yx_mm
@@ -245,11 +258,19 @@ def bar_ctf(image: np.ndarray, spacing_yx_mm, centre_yx_px, *, angle_deg: float,
     vals = image[y0:y1, x0:x1][sel].astype(np.float64)
     period = 10.0 / frequency_lpcm
     ph = 2 * np.pi * t[sel] / period
-    cols = [np.ones_like(ph)]
-    for k in range(1, harmonics + 1):
-        cols += [np.cos(k * ph), np.sin(k * ph)]
-    design = np.column_stack(cols)
-    coef, *_ = np.linalg.lstsq(design, vals, rcond=1e-6)
+    # as many harmonics as the phases the pixels sample can carry: a pattern aligned with the
+    # pixel grid at a period of a few pixels samples only a few distinct phases
+    for k_max in range(harmonics, 0, -1):
+        cols = [np.ones_like(ph)]
+        for k in range(1, k_max + 1):
+            cols += [np.cos(k * ph), np.sin(k * ph)]
+        design = np.column_stack(cols)
+        if np.linalg.cond(design) < max_condition:
+            break
+    else:
+        return BarModulation(frequency_lpcm, math.nan, int(vals.size))
+    coef, *_ = np.linalg.lstsq(design, vals, rcond=None)
+    harmonics = k_max
     grid = np.linspace(0, 2 * np.pi, 720, endpoint=False)
     wave = np.full_like(grid, coef[0])
     for k in range(1, harmonics + 1):

@@ -46,7 +46,7 @@ class Insert:
 
     @property
     def metric(self) -> str:
-        return "water_hu" if self.material == "water" else f"hu_{self.material}"
+        return f"hu_{self.material}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,9 @@ class Geometry:
 
 
 GEOMETRY = Geometry()
+#: slices used for the wire ramps (nearest the module-1 centre) and for the NPS
+MAX_RAMP_SLICES = 4
+MAX_NPS_SLICES = 6
 MTF_INSERT = "bone"
 
 
@@ -127,9 +130,17 @@ def identify(series) -> float:
         if cc > 0.7:
             return float(min(0.99, 0.6 + 0.4 * cc))
         score = max(score, 0.2)
-    if 2 in labels and (labels & {3, 4}):
+    pos = np.asarray(series.positions_mm, dtype=np.float64)
+    twos = pos[present & (sig.labels == 2)]
+    spacing = float(np.median(np.diff(np.sort(pos)))) if pos.size > 1 else 0.0
+    thick = float(series.slice_thickness_mm or spacing)
+    # the +90 HU module is one 40 mm module; a longer +90..+100 HU body (CatPhan) is not it
+    one_module = twos.size > 0 and np.ptp(twos) <= g.module_length_mm + thick + spacing
+    # and an ACR series is nearly all recognisable modules (partial-volume slices aside)
+    unclear = float(np.mean(sig.labels[present] == -1))
+    if 2 in labels and (labels & {3, 4}) and one_module and unclear < 0.25:
         score = max(score, 0.7)
-    elif 4 in labels and 3 in labels:
+    elif 4 in labels and 3 in labels and unclear < 0.25:
         score = max(score, 0.45)
     return score
 
@@ -209,6 +220,9 @@ def analyze(series) -> PhantomAnalysis:
         _module3(series, out, mods[3], centres[3], rot)
     if 4 in mods:
         _module4(out, images[4], sp, centres[4], rot)
+    if "water_hu" not in out.measurements and "hu_water" in out.measurements:
+        out.add("water_hu", out.measurements["hu_water"].value, "HU")
+        out.warnings.append("water_hu: module 3 not covered; taken from the module-1 water insert")
     if not out.measurements:
         raise LocalizationError(f"{series.where}: ACR CT 464 modules found ({', '.join(map(str, mods))}) "
                                 f"but nothing could be measured")
@@ -376,7 +390,9 @@ def _slice_width(series, out, m: ModuleSlices, centre, rot) -> None:
     f50 = out.measurements.get("mtf50_lpcm")
     sigma_xy = math.sqrt(math.log(2) / (2 * math.pi ** 2)) / (f50.value / 10.0) if f50 else 0.0
     widths, plain, per = [], [], []
-    for i in m.indices:
+    # the wires are seen best (whole profile on the wire) near the module centre
+    near = sorted(m.indices, key=lambda i: abs(series.positions_mm[i] - m.z_centre_mm))[:MAX_RAMP_SLICES]
+    for i in sorted(near):
         img = np.asarray(series.volume[i], dtype=np.float64)
         row, row_plain = [], []
         for ry in g.ramp_y_mm:
@@ -426,15 +442,17 @@ def _module3(series, out, m: ModuleSlices, centre, rot) -> None:
     cents = [centre] + [loc.point_px(centre, sp, a, g.uniformity_distance_mm) for a in g.uniformity_angles_deg]
     mean, sd, n = circle_stats(stack, cents, g.uniformity_roi_radius_mm / px)
     mu, noise = _pooled(mean, sd)
+    out.add("water_hu", float(mu[0]), "HU")
     out.add("noise_hu", float(noise[0]), "HU")
     diffs = mu[1:] - mu[0]
     out.add("uniformity_hu", float(np.max(np.abs(diffs))), "HU")
     out.details["uniformity"] = {"centre_hu": float(mu[0]),
                                  "peripheral_hu": dict(zip(("12", "3", "6", "9"), map(float, mu[1:])))}
     nps_centres = [centre] + [loc.point_px(centre, sp, a, g.nps_distance_mm) for a in g.nps_angles_deg]
-    nps = _ct.nps_from_rois(stack, spacing_mm=sp, centres_yx_px=nps_centres, size_mm=g.nps_roi_mm,
+    nps_idx = sorted(range(len(m.indices)), key=lambda j: abs(series.positions_mm[m.indices[j]] - m.z_centre_mm))
+    nps = _ct.nps_from_rois(stack[sorted(nps_idx[:MAX_NPS_SLICES])], spacing_mm=sp, centres_yx_px=nps_centres, size_mm=g.nps_roi_mm,
                             where=series.where)
-    out.add("nps_peak_lpcm", nps.nps_peak_lpcm, "lp/cm")
+    out.add("nps_peak_lpcm", _nps_peak(nps.f_lpcm, nps.nps, nps.nps_peak_lpcm), "lp/cm")
     out.add("nps_mean_lpcm", nps.nps_mean_lpcm, "lp/cm")
     out.details["nps_integral_hu2"] = nps.integral_hu2
     out.details["nps_variance_hu2"] = nps.variance_hu2
@@ -448,6 +466,31 @@ def _module3(series, out, m: ModuleSlices, centre, rot) -> None:
         out.details["bb_slice_z_mm"] = float(series.positions_mm[m.indices[bbs.slice_index]])
 
 
+def _nps_peak(f, nps, fallback: float) -> float:
+    """Frequency of the radial NPS maximum from a parabola through the bins within 80 % of the
+    largest value around it (less sensitive to the noise of single bins than a 3-point fit)."""
+    f = np.asarray(f, dtype=np.float64)
+    v = np.asarray(nps, dtype=np.float64)
+    if v.size < 5:
+        return fallback
+    i = int(np.argmax(v[1:])) + 1
+    lo = i
+    while lo > 1 and v[lo - 1] >= 0.8 * v[i]:
+        lo -= 1
+    hi = i
+    while hi < v.size - 1 and v[hi + 1] >= 0.8 * v[i]:
+        hi += 1
+    if hi - lo < 2:
+        lo, hi = max(i - 1, 1), min(i + 1, v.size - 1)
+    if hi - lo < 2:
+        return fallback
+    a, b, _ = np.polyfit(f[lo:hi + 1], v[lo:hi + 1], 2)
+    if not a < 0:
+        return fallback
+    peak = -b / (2 * a)
+    return float(peak) if f[lo] <= peak <= f[hi] else fallback
+
+
 def _module4(out, image, sp, centre, rot) -> None:
     g = GEOMETRY
     ctfs = {}
@@ -456,5 +499,9 @@ def _module4(out, image, sp, centre, rot) -> None:
                          frequency_lpcm=b.frequency_lpcm, contrast_hu=g.bar_contrast_hu)
         ctfs[b.frequency_lpcm] = r.ctf
     out.details["bar_ctf"] = {f"{f:g}": v for f, v in ctfs.items()}
-    ok = [f for f, v in ctfs.items() if v >= g.ctf_threshold]
+    bad = [f for f, v in ctfs.items() if not (math.isfinite(v) and -0.1 < v < 1.2)]
+    if bad:
+        out.warnings.append("resolution_lpcm: bar pattern(s) " + ", ".join(f"{f:g}" for f in bad) +
+                            " lp/cm could not be measured (too few distinct phases sampled or implausible CTF)")
+    ok = [f for f, v in ctfs.items() if f not in bad and v >= g.ctf_threshold]
     out.add("resolution_lpcm", float(max(ok)) if ok else 0.0, "lp/cm")
