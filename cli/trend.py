@@ -63,6 +63,16 @@ def trend_table(trends: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def trend_json(trends: list[dict[str, Any]]) -> str:
+    """A JSON array, one trend object per line (the C encoder: ``indent`` would fall back to pure Python,
+    several seconds for a large store)."""
+    import json
+
+    if not trends:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(t, allow_nan=False, ensure_ascii=False) for t in trends) + "\n]"
+
+
 @click.command()
 @click.option("--store", required=True, type=STORE, help="The trend store (SQLite) to read.")
 @click.option("--scanner", help="Only this scanner (key as shown, e.g. 'Ingenia/SN42').")
@@ -82,8 +92,6 @@ def trend(store, scanner, metric, fmt, today, baseline_n, criteria, record) -> N
         iqa trend --store qa.db
         iqa trend --store qa.db --scanner 'Revolution/CT01' --metric water_hu --format json
     """
-    import json
-
     from iqa.criteria import Criteria
     from iqa.errors import IqaError, StoreError
     from iqa.store import Store
@@ -101,7 +109,7 @@ def trend(store, scanner, metric, fmt, today, baseline_n, criteria, record) -> N
     except IqaError as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
-        click.echo(json.dumps(objs, indent=2, allow_nan=False))
+        click.echo(trend_json(objs))
     else:
         click.echo(trend_table(objs))
 

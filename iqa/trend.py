@@ -12,6 +12,7 @@ for series changed since, from **one** ordered scan of a covering partial index 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -138,7 +139,7 @@ def load(store: Store, *, scanner: str | None = None, metric: str | None = None,
 
     data = store.read_series([s[0] for s in streams] if (scanner or metric) else None)
 
-    out = []
+    todo = []
     for stream_id, sid, skey, phantom, pkey, name, unit, modality, ptext in streams:
         days, values = data.get(stream_id, (np.empty(0, np.int64), np.empty(0)))
         if days.size == 0:
@@ -150,13 +151,33 @@ def load(store: Store, *, scanner: str | None = None, metric: str | None = None,
                               "AND current = 1 AND day IS NOT NULL ORDER BY acquired DESC LIMIT 1",
                               (stream_id,)).fetchone()
             tol, act = _stored_limits(row[0] if row else None)
-        direction = drift.metric_direction(name)
-        restarts = tuple(events.get(sid, ()))
-        status = drift.evaluate((days - _EPOCH_ORDINAL).astype("datetime64[D]"), values, direction=direction, tolerance=tol, action=act,
-                                restarts=restarts, baseline_n=baseline_n, today=today,
-                                stale_after_days=STALE_AFTER_DAYS.get(modality))
-        out.append(Trend(skey, phantom, pkey, name, modality, unit, days, values, tol, act, restarts,
-                         direction, status.to_dict()))
+        todo.append(Trend(skey, phantom, pkey, name, modality, unit, days, values, tol, act,
+                          tuple(events.get(sid, ())), drift.metric_direction(name)))
+    if not todo:
+        return []
+    stale = [STALE_AFTER_DAYS.get(t.modality) for t in todo]
+    batch = getattr(drift, "evaluate_batch", None)
+    if batch is not None:
+        # One compiled pass over every series (drift.evaluate_batch); the baseline restarts at the
+        # latest event, as evaluate() does with the full list.
+        sizes = np.array([t.days.size for t in todo])
+        none = (math.nan, math.nan)
+        statuses = batch(np.concatenate(([0], np.cumsum(sizes))),
+                         (np.concatenate([t.days for t in todo]) - _EPOCH_ORDINAL).astype("datetime64[D]"),
+                         np.concatenate([t.values for t in todo]),
+                         directions=[t.direction for t in todo],
+                         tolerances=[t.tolerance or none for t in todo],
+                         actions=[t.action or none for t in todo],
+                         restarts=[max(t.restarts) if t.restarts else None for t in todo],
+                         baseline_n=baseline_n, today=today,
+                         stale_after_days=[math.nan if d is None else float(d) for d in stale])
+    else:
+        statuses = [drift.evaluate((t.days - _EPOCH_ORDINAL).astype("datetime64[D]"), t.values,
+                                   direction=t.direction, tolerance=t.tolerance, action=t.action,
+                                   restarts=t.restarts, baseline_n=baseline_n, today=today,
+                                   stale_after_days=d) for t, d in zip(todo, stale)]
+    out = [dataclasses.replace(t, status=st.to_dict()) for t, st in zip(todo, statuses)]
+    return out
     return out
 
 
