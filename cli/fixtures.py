@@ -48,7 +48,10 @@ class FixtureGroup(click.Group):
 
         def run(outdir: Path, **kwargs):
             from iqa.fixtures import generate
-            truth = generate(name, outdir, **kwargs)
+            try:
+                truth = generate(name, outdir, **kwargs)
+            except (ValueError, TypeError) as exc:   # a parameter the generator refuses
+                raise click.UsageError(f"{name}: {exc}") from None
             n = sum(1 for _ in Path(outdir).rglob("*") if _.is_file() and _.name != "truth.json")
             click.echo(f"wrote {name} to {outdir} ({n} files); ground truth in {Path(outdir) / 'truth.json'}")
             if truth.get("metrics"):
