@@ -34,6 +34,8 @@ def _fmt(x: Any) -> str:
 
 def trend_table(trends: list[dict[str, Any]]) -> str:
     """A readable table: one line per trend series, grouped by scanner."""
+    from iqa.report import mean_sd
+
     if not trends:
         return "no trend series in the store"
     head = ("metric", "phantom", "protocol", "n", "last", "value", "baseline", "status", "latest alarm", "breach")
@@ -45,7 +47,7 @@ def trend_table(trends: list[dict[str, Any]]) -> str:
         rows = [head]
         for t in items:
             b = t.get("baseline")
-            base = f"{_fmt(b['mean'])} ± {_fmt(b['sd'])} (n={b['n']})" if b else "-"
+            base = f"{mean_sd(b['mean'], b['sd'])} (n={b['n']})" if b else "-"
             last = t.get("last") or {}
             alarm = t["alarms"][-1] if t.get("alarms") else None
             fc = t.get("forecast")

@@ -74,7 +74,7 @@ def _worst(statuses: Sequence[str]) -> str:
     return min(statuses, key=lambda s: rank.get(s, len(SEVERITY)), default="ok")
 
 
-def _mean_sd(mean: float, sd: float) -> str:
+def mean_sd(mean: float, sd: float) -> str:
     """``mean ± sd`` with the mean to the SD's second significant digit."""
     if sd > 0 and math.isfinite(sd):
         places = max(0, 1 - math.floor(math.log10(sd)))
@@ -333,7 +333,7 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
             facts = [f"n = {d.get('n')}",
                      f"last {e(last.get('date'))}: {e(_fmt(last.get('value')))}{e(unit)}"]
             if b:
-                facts.append(f"baseline {e(_mean_sd(b['mean'], b['sd']))} (n={e(b['n'])}, from "
+                facts.append(f"baseline {e(mean_sd(b['mean'], b['sd']))} (n={e(b['n'])}, from "
                              f"{e(b.get('from'))})")
             if fc:
                 facts.append(f"forecast: limit {e(_fmt(fc.get('limit')))} reached {e(fc.get('breach_date'))}")
