@@ -10,11 +10,13 @@ below the slice-thickness bar; left to right the pairs are 1.1, 1.0, 0.9 mm and 
 the upper-left array (UL) is profiled along rows, the lower-right (LR) along columns.  Each
 hole's modulation is (peak − the higher neighbouring dip) / hole contrast, with peaks and dips
 the extremes of the upsampled profile within ± d/2 of the hole centre / midpoint; an array is
-resolved when the smallest modulation over its 16 holes is ≥ 0.25.
+resolved when, in at least one of its four rows (UL) or columns (LR), every hole's modulation is
+≥ 0.25 ("all four holes in any single row distinguishable", ACR 2018 §2).
 
 Low-contrast detectability (ACR 2018 §7): on each of slices 8-11, 10 spokes of 3 disks
 (diameters 7.0 → 1.5 mm, disks 12.5, 25 and 38 mm from the centre of the low-contrast ring),
-the spoke pattern's rotation found per slice by maximising the summed disk contrast.  The
+the spoke pattern's rotation found per slice by maximising the diameter-weighted sum of the 30
+disks' t-values.  The
 objective rule: a disk is *detected* when its contrast against a 2 mm annulus around it is
 at least ``T_DETECT`` = 3 standard errors (one-sided p ≈ 0.0013 per disk) above the mean of an
 annulus from 0.75 to 2.75 mm outside its edge (clear of the blurred edge), the standard error
@@ -136,20 +138,25 @@ def resolution(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, f
     contrast = float(water - disk.background)
     if not contrast > 0:
         return Resolution(None, None, warnings=["resolution: no hole contrast on slice 1"])
-    sm = ndimage.gaussian_filter(blk, 2.0)    # 0.5 mm at 0.25 mm steps
+    # each array is a 7d x 7d patch of holes (~20 % water): a 7 mm box filter turns each into a
+    # single peak of ~0.1-0.25 of the contrast; full-water features (the real insert's squares)
+    # give ~1 and are ignored, as is anything within 3.5 mm of the block edge
+    sm = ndimage.uniform_filter(blk, size=28, mode="nearest")
+    peak = (sm == ndimage.maximum_filter(sm, size=17, mode="nearest"))
+    peak &= (sm > plastic + 0.04 * contrast) & (sm < plastic + 0.6 * contrast)
+    margin = int(3.5 / 0.25)
+    peak[:margin] = peak[-margin:] = False
+    peak[:, :margin] = peak[:, -margin:] = False
+    # solid water squares (alignment marks of the real insert) are mostly bright; arrays are not
+    solid = ndimage.uniform_filter((blk > plastic + 0.5 * contrast).astype(float), size=24, mode="nearest")
+    peak &= solid < 0.35
+    py, pxs = np.nonzero(peak)
+    order = np.argsort(sm[py, pxs])[::-1]
     blobs: list = []
-    # raise the threshold until the six arrays separate (neighbouring UL/LR arrays nearly touch)
-    for frac in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.35):
-        lab, n = ndimage.label(sm > plastic + frac * contrast)
-        blobs = []
-        for i in range(1, n + 1):
-            m = lab == i
-            area = m.sum() * 0.25 * 0.25
-            mean = (sm[m].mean() - plastic) / contrast
-            if 10.0 <= area <= 120.0 and mean < 0.7:
-                wy, wx = np.nonzero(m)
-                w = sm[m] - plastic
-                blobs.append((float(np.sum(uu[wx] * w) / w.sum()), float(np.sum(vv[wy] * w) / w.sum()), area))
+    for k in order:                    # strongest first, at least 4 mm apart
+        cand = (float(uu[pxs[k]]), float(vv[py[k]]), float(sm[py[k], pxs[k]]))
+        if all(math.hypot(cand[0] - b[0], cand[1] - b[1]) * px > 4.0 for b in blobs):
+            blobs.append(cand)
         if len(blobs) == 6:
             break
     if len(blobs) != 6:
@@ -196,7 +203,8 @@ def _array_modulation(sample_frame, cu: float, cv: float, d: float, kind: str, c
     dips = np.stack([profs[:, np.abs(t - o) <= d / 2].min(axis=1) for o in mids], axis=1)    # (4, 3)
     worst_dip = np.stack([dips[:, 0], np.maximum(dips[:, 0], dips[:, 1]),
                           np.maximum(dips[:, 1], dips[:, 2]), dips[:, 2]], axis=1)
-    worst = float(((peaks - worst_dip) / contrast).min())
+    # ACR 2018 §2: an array is resolved when all four holes of any single row (column) are distinct
+    worst = float(((peaks - worst_dip) / contrast).min(axis=1).max())
     return worst
 
 
@@ -271,8 +279,12 @@ def lcd_slice(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, *,
         return ndimage.map_coordinates(tmaps, [kk.ravel(), yy.ravel(), xx.ravel()], order=1, mode="nearest",
                                        prefilter=False).reshape(yy.shape)       # (phi, spoke, disk)
 
+    # weight spokes by disk diameter so that the pattern cannot slip by whole spokes (a 10-fold
+    # near-symmetry): the big-disk end of the template must land on the big disks
+    weight = np.array(LCD_DIAMETERS_MM)[None, :, None] / LCD_DIAMETERS_MM[0]
+
     def score(phis):
-        return np.clip(tvals(phis), -5, 20).sum(axis=(1, 2))
+        return (np.clip(tvals(phis), -3, None) * weight).sum(axis=(1, 2))
 
     coarse = np.arange(0.0, 360.0, 2.0)
     best = coarse[int(np.argmax(score(coarse)))]

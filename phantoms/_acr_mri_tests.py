@@ -158,6 +158,7 @@ class Snr:
     snr: float
     signal: float
     sigma: float           # channel noise SD = SD_bg / 0.655 (NaN when unusable)
+    sigma_from_mean: float  # channel noise SD = mean_bg / 1.2533 (Rayleigh mean; lower variance than the SD)
     noise_sd: float        # background SD (before the Rayleigh correction)
     background_mean: float
     usable: bool
@@ -168,7 +169,7 @@ def snr_single(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk) -
     """NEMA MS 1-2008 single-image SNR: ``S / (SD_bg / 0.655)``.
 
     Signal: mean of a centred disk of 75 % of the phantom area.  Background: four square ROIs
-    (side 10 % of the FOV) in the image corners, 2 pixels in from the border and clear of the
+    (side 15 % of the FOV) in the image corners, 2 pixels in from the border and clear of the
     phantom; the SD is pooled over those within 1.3× the smallest SD (a corner reached by a
     ghost or artefact has a larger SD and is left out).  The background is *unusable* when most of it is
     exactly zero or constant (zero-filled or masked), and suspicious when the mean/SD ratio is
@@ -178,7 +179,7 @@ def snr_single(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk) -
     ny, nx = image.shape
     r_mm = math.sqrt(SNR_AREA_FRACTION) * disk.radius_px * _pixel_mm(spacing_mm)
     signal = float(np.mean(image[_disk_mask(image.shape, disk.cy, disk.cx, r_mm / dy, r_mm / dx)]))
-    side_y, side_x = max(int(0.1 * ny), 3), max(int(0.1 * nx), 3)
+    side_y, side_x = max(int(0.15 * ny), 3), max(int(0.15 * nx), 3)
     yy, xx = np.ogrid[:ny, :nx]
     clear = ((yy - disk.cy) * dy) ** 2 + ((xx - disk.cx) * dx) ** 2 > (1.1 * disk.radius_px * _pixel_mm(spacing_mm)) ** 2
     rois = []
@@ -189,7 +190,8 @@ def snr_single(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk) -
             if vals.size >= 9:
                 rois.append(vals)
     if not rois:
-        return Snr(math.nan, signal, math.nan, math.nan, math.nan, False, "no background region clear of the phantom")
+        return Snr(math.nan, signal, math.nan, math.nan, math.nan, math.nan, False,
+                   "no background region clear of the phantom")
     sds = [float(np.std(v, ddof=1)) for v in rois]
     order = [i for i in range(len(sds)) if sds[i] <= 1.3 * min(sds)]
     chosen = np.concatenate([rois[i] for i in order])
@@ -197,17 +199,18 @@ def snr_single(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk) -
     mean = float(np.mean(chosen))
     zero_frac = float(np.mean(chosen == 0))
     if zero_frac > 0.5:
-        return Snr(math.nan, signal, math.nan, sd, mean, False,
+        return Snr(math.nan, signal, math.nan, math.nan, sd, mean, False,
                    f"background is {100 * zero_frac:.0f} % exact zeros (zero-filled or masked); snr not reported")
     if not sd > 0:
-        return Snr(math.nan, signal, math.nan, sd, mean, False, "background has no noise (SD 0); snr not reported")
+        return Snr(math.nan, signal, math.nan, math.nan, sd, mean, False,
+                   "background has no noise (SD 0); snr not reported")
     reason = ""
     ratio = mean / sd
     if not 1.5 <= ratio <= 2.4:
         reason = (f"background mean/SD = {ratio:.2f}, not the Rayleigh 1.91 of a magnitude image "
                   "(parallel imaging, filtering or a scaled background?)")
     sigma = sd / RAYLEIGH_SD_FACTOR
-    return Snr(signal / sigma, signal, sigma, sd, mean, not reason, reason)
+    return Snr(signal / sigma, signal, sigma, mean / math.sqrt(math.pi / 2), sd, mean, not reason, reason)
 
 
 # --------------------------------------------------------------------------- slice-1 inserts
@@ -314,8 +317,8 @@ class Position:
 def slice_position(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, angle_rad: float) -> Position:
     """Signed bar length difference of the wedge pair at 12 o'clock (ACR 2018 §4), mm.
 
-    The pair is found as the dark segment around ``u = 0`` on a row 12 % of R below the top
-    wall; each bar's end is the first rising half-level crossing (plastic → water) of the
+    The pair is found on a row 12 % of R below the top wall: two dark runs either side of
+    ``u = 0`` (bars with a gap), or one run across it, split in halves (touching bars); each bar's end is the first rising half-level crossing (plastic → water) of the
     profile down its middle half.  The sign is right bar minus left bar (image right/left),
     the convention of the iqa fixtures' truth; the ACR criterion uses the magnitude.
     """
@@ -326,27 +329,41 @@ def slice_position(image: np.ndarray, spacing_mm: tuple[float, float], disk: Dis
     u = np.arange(-0.25 * r, 0.25 * r + 1e-9, step)
     row = rotated_sample(image, (disk.cy, disk.cx), angle_rad, u, np.array([-0.88 * r]))[0]
     dark = row < level
-    centre = int(np.argmin(np.abs(u)))
-    if not dark[centre]:
-        # the pair may sit off-centre by a few pixels: take the dark run closest to u = 0
-        idx = np.flatnonzero(dark)
-        if idx.size == 0:
-            return Position(math.nan, math.nan, math.nan)
-        centre = int(idx[np.argmin(np.abs(u[idx]))])
-    lo = centre
-    while lo > 0 and dark[lo - 1]:
-        lo -= 1
-    hi = centre
-    while hi < len(u) - 1 and dark[hi + 1]:
-        hi += 1
-    # sub-sample run edges
-    u_lo = u[lo] - step * (level - row[lo]) / max(row[lo - 1] - row[lo], 1e-9) if lo > 0 else u[lo]
-    u_hi = u[hi] + step * (level - row[hi]) / max(row[hi + 1] - row[hi], 1e-9) if hi < len(u) - 1 else u[hi]
-    width = u_hi - u_lo
+    # dark runs (sub-sample edges) on the probe row
+    edges_ = np.flatnonzero(np.diff(dark.astype(np.int8)))
+    runs = []
+    start = 0 if dark[0] else None
+    for i in edges_:
+        frac = (level - row[i]) / (row[i + 1] - row[i]) if row[i + 1] != row[i] else 0.5
+        x = u[i] + step * frac
+        if dark[i + 1]:
+            start = x
+        elif start is not None:
+            runs.append((start, x))
+            start = None
+    runs = [(a, b) for a, b in runs if b - a > 1.0 / px and a < 12.0 / px and b > -12.0 / px]
+    if not runs:
+        return Position(math.nan, math.nan, math.nan)
+    left_runs = [rn for rn in runs if 0.5 * (rn[0] + rn[1]) < 0]
+    right_runs = [rn for rn in runs if 0.5 * (rn[0] + rn[1]) >= 0]
+    both = [rn for rn in runs if rn[0] < 0 < rn[1]]
+    if both and (not left_runs or not right_runs or both[0] in left_runs + right_runs):
+        # the two bars touch: one dark run, split at its middle
+        a, b = both[0]
+        w = b - a
+        centres = (a + 0.25 * w, a + 0.75 * w)
+        half_w = 0.25 * w
+    elif left_runs and right_runs:
+        lft = max(left_runs, key=lambda rn: rn[1])
+        rgt = min(right_runs, key=lambda rn: rn[0])
+        centres = (0.5 * (lft[0] + lft[1]), 0.5 * (rgt[0] + rgt[1]))
+        half_w = 0.5 * min(lft[1] - lft[0], rgt[1] - rgt[0])
+    else:
+        return Position(math.nan, math.nan, math.nan)
     v = np.arange(-1.05 * r, -0.2 * r, step)
     ends = []
-    for c in (u_lo + 0.25 * width, u_lo + 0.75 * width):
-        cols = c + np.linspace(-0.125 * width, 0.125 * width, 5)
+    for c in centres:
+        cols = c + np.linspace(-0.5 * half_w, 0.5 * half_w, 5)
         grid = rotated_sample(image, (disk.cy, disk.cx), angle_rad, cols, v)
         prof = np.nanmean(grid, axis=1)
         # start inside the bar (the pair's probe row) and walk down to the water

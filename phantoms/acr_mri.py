@@ -235,7 +235,7 @@ def analyze(series: Series) -> PhantomAnalysis:
                               "high_yx": list(uni.high_yx), "large_radius_mm": uni.large_radius_mm}
         snr = tests.snr_single(vol[z7], spacing, e7.disk)
         # Rician correction of the ghost ROIs only when the background is a genuine magnitude-noise floor
-        gh = tests.ghosting(vol[z7], spacing, e7.disk, uni.large_mean, snr.sigma if snr.usable else 0.0)
+        gh = tests.ghosting(vol[z7], spacing, e7.disk, uni.large_mean, snr.sigma_from_mean if snr.usable else 0.0)
         out.add("ghosting_percent", gh.ghosting_percent, "%")
         if gh.clipped:
             out.warnings.append("ghosting: background gap narrower than the 10 cm² ellipse; ellipses shrunk")
