@@ -58,7 +58,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from typing import Any, Iterable, Sequence
 
@@ -367,108 +367,222 @@ def evaluate(dates: Any, values: Any, *, direction: str = "both",
         ``n`` counts the valid results since the last restart.  See the module docstring for the
         rules, the alarm list and the status precedence.
     """
+    restarts = list(restarts)
+    day = _days(dates)
+    if day.ndim != 1:
+        day = day.ravel()
+    last_restart = _days(restarts).max() if restarts else np.datetime64("NaT", "D")
+    return evaluate_batch([0, day.size], day, values, directions=(direction,),
+                          tolerances=None if tolerance is None else [_interval(tolerance, "tolerance")],
+                          actions=None if action is None else [_interval(action, "action")],
+                          restarts=[last_restart], baseline_n=baseline_n, today=today,
+                          stale_after_days=stale_after_days, params=params)[0]
+
+
+def evaluate_batch(offsets: Sequence[int], dates: Any, values: Any, *,
+                   directions: str | Sequence[str] = "both",
+                   tolerances: Any = None, actions: Any = None, restarts: Any = None,
+                   baseline_n: int | None = None, today: Any = None,
+                   stale_after_days: float | Sequence[float] | None = None,
+                   params: SpcParams | None = None) -> list[TrendStatus]:
+    """:func:`evaluate` for many series at once (one compiled pass; what ``iqa trend`` should use).
+
+    Series ``i`` is ``dates[offsets[i]:offsets[i + 1]]``, ``values[...]`` (``offsets`` has one
+    more entry than there are series).  ``directions``: one for all or one per series.
+    ``tolerances``, ``actions``: None, or one ``(low, high)`` per series (NaN pair = none for that
+    series; ±inf or None = open end).  ``restarts``: None or one date per series (the latest event;
+    NaT/None = none).  ``stale_after_days``: None, a number, or one per series (NaN = no check).
+    Returns one :class:`TrendStatus` per series, identical to calling :func:`evaluate` on each.
+    """
+    from iqa.kernels import spc
+
     p = params if params is not None else _builtin()[0]
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     bn = p.baseline_n if baseline_n is None else int(baseline_n)
     if bn < 2:
         raise ValueError(f"baseline_n must be at least 2, got {bn}")
-    tol = _interval(tolerance, "tolerance")
-    act = _interval(action, "action")
-
-    day = _days(dates)
+    off = np.asarray(offsets, dtype=np.int64)
+    day = _days(dates).ravel()
     x = np.asarray(values, dtype=float).ravel()
     if day.shape != x.shape:
         raise ValueError(f"{day.size} dates but {x.size} values")
-    warnings: list[str] = []
-    if x.size > 1 and (day[1:] < day[:-1]).any():
-        order = np.argsort(day, kind="stable")
-        day, x = day[order], x[order]
-    ok = np.isfinite(x)
-    if not ok.all():
-        warnings.append(f"{int((~ok).sum())} non-finite value(s) ignored")
-        day, x = day[ok], x[ok]
-    restarts = list(restarts)
-    if restarts:
-        r = _days(restarts).max()
-        seg = day >= r
-        if not seg.all():
-            day, x = day[seg], x[seg]
-        warnings.append(f"baseline restarted at event {_iso(r)}")
-    n = int(x.size)
-    last = (_iso(day[-1]), float(x[-1])) if n else None
+    ns = off.size - 1
+    if ns < 0 or off[0] != 0 or off[-1] != x.size or (np.diff(off) < 0).any():
+        raise ValueError(f"offsets must rise from 0 to the number of values ({x.size})")
+    if isinstance(directions, str):
+        directions = (directions,) * ns
+    if len(directions) != ns:
+        raise ValueError(f"{len(directions)} directions for {ns} series")
+    bad = set(directions) - set(DIRECTIONS)
+    if bad:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {sorted(bad)!r}")
+    tol = _limits(tolerances, ns, "tolerances")
+    act = _limits(actions, ns, "actions")
 
-    from iqa.kernels import spc
-
-    up = direction != "down"
-    down = direction != "up"
-    tl, th = tol if tol is not None else (-math.inf, math.inf)
-    al, ah = act if act is not None else (-math.inf, math.inf)
-    tdays = day.astype(np.int64).astype(float)
-    zc = _Z_975 if p.forecast_confidence == 0.95 else _norm_ppf(0.5 + p.forecast_confidence / 2)
-    min_kept = max(2, math.ceil(p.baseline_min_fraction * bn))
-    summary, events, keep, ewma, elim, cp, cm, level = spc.scan(
-        x, bn, p.d2, p.outlier_k, p.outlier_max_iter, min_kept, p.shewhart_k,
-        p.shewhart_alarm, p.ewma_lambda, p.ewma_L, p.ewma_limits == "exact", p.ewma_baseline_variance,
-        p.cusum_k, p.cusum_h, p.cusum_headstart, p.western_electric, p.watch_memory, up, down,
-        tl, th, al, ah, p.forecast_window, p.forecast_min_n, tdays, zc)
-
-    baseline = None
-    chart = None
-    insufficient = n < bn
-    if insufficient:
-        warnings.append(f"baseline needs {bn} results since the last event, have {n}")
-    else:
-        mean, sd, mr, kept = float(summary[1]), float(summary[2]), float(summary[3]), int(summary[4])
-        removed = tuple(_iso(d) for d in day[:bn][~keep]) if kept < bn else ()
-        if removed:
-            warnings.append(f"baseline: {len(removed)} outlier(s) removed ({', '.join(removed)})")
-        baseline = Baseline(kept, mean, sd, mr, _iso(day[0]), _iso(day[bn - 1]), bn, removed)
-        if kept < min_kept:
-            insufficient = True
-            warnings.append(f"baseline: only {kept} of {bn} results kept after outlier removal "
-                            f"(need {min_kept}); the baseline period was unstable, record an event after fixing it")
-        elif not sd > 0:
-            warnings.append(f"baseline has no variation (all {kept} values {mean:.4g}); control charts skipped")
-        else:
-            chart = Chart(day, x, bn, ewma, elim, cp, cm, level,
-                          (mean - p.shewhart_k * mr, mean + p.shewhart_k * mr), mean, sd)
-    alarms = [_alarm(int(i), int(r), day, x, chart, tol, act, p) for i, r in events]
-
-    forecast = _forecast(summary, day, direction, tol, act, p)
-
-    stale = False
+    sid = np.repeat(np.arange(ns), np.diff(off))
+    dnum = day.astype(np.int64)
+    if x.size > 1:
+        same = sid[1:] == sid[:-1]
+        if (same & (dnum[1:] < dnum[:-1])).any():
+            order = np.lexsort((dnum, sid))
+            day, dnum, x = day[order], dnum[order], x[order]
+    finite = np.isfinite(x)
+    dropped = None
+    if not finite.all():
+        dropped = np.bincount(sid[~finite], minlength=ns)
+        day, dnum, x, sid = day[finite], dnum[finite], x[finite], sid[finite]
+        off = np.concatenate(([0], np.cumsum(np.bincount(sid, minlength=ns))))
+    starts = off[:-1].copy()
+    rdays = None
+    if restarts is not None:
+        rdays = _days([np.datetime64("NaT") if r is None else r for r in restarts]).ravel()
+        if rdays.size != ns:
+            raise ValueError(f"{rdays.size} restarts for {ns} series")
+        has = ~np.isnat(rdays)
+        if has.any():
+            lo = int(min(dnum.min(initial=0), rdays[has].astype(np.int64).min()))
+            span = int(max(dnum.max(initial=0), rdays[has].astype(np.int64).max())) - lo + 2
+            key = sid * span + (dnum - lo)
+            idx = np.flatnonzero(has)
+            starts[idx] = np.searchsorted(key, idx * span + (rdays[idx].astype(np.int64) - lo))
+    stale = None
     if stale_after_days is not None:
-        ref = np.datetime64(date.today(), "D") if today is None else _days([today])[0]
-        if n == 0:
-            stale = True
-            warnings.append("no results to judge staleness by")
-        else:
-            age = int((ref - day[-1]).astype(np.int64))
-            if age > stale_after_days:
-                stale = True
-                warnings.append(f"no result for {age} days (limit {stale_after_days:g})")
+        stale = np.broadcast_to(np.asarray(stale_after_days, dtype=float), (ns,))
+        ref = int((np.datetime64(date.today(), "D") if today is None else _days([today])[0]).astype(np.int64))
 
-    if stale:
-        status = "stale"
-    elif summary[5]:
-        status = "out_of_tolerance"
-    elif insufficient:
-        status = "insufficient"
-    elif summary[6]:
-        status = "alarm"
-    elif summary[7]:
-        status = "watch"
-    else:
-        status = "ok"
-    alarms.sort(key=lambda a: (a.date, _RULE_ORDER[a.rule]))
-    return TrendStatus(n, baseline, last, status, tuple(alarms), forecast, tuple(warnings), chart)
+    up = np.array([d != "down" for d in directions], dtype=np.bool_)
+    down = np.array([d != "up" for d in directions], dtype=np.bool_)
+    min_kept = max(2, math.ceil(p.baseline_min_fraction * bn))
+    zc = _Z_975 if p.forecast_confidence == 0.95 else _norm_ppf(0.5 + p.forecast_confidence / 2)
+    summary, events, keep, ewma, elim, cp, cm, level = spc.scan_batch(
+        off, starts, x, dnum.astype(float), bn, p.d2, p.outlier_k, p.outlier_max_iter, min_kept,
+        p.shewhart_k, p.shewhart_alarm, p.ewma_lambda, p.ewma_L, p.ewma_limits == "exact",
+        p.ewma_baseline_variance, p.cusum_k, p.cusum_h, p.cusum_headstart, p.western_electric,
+        p.watch_memory, up, down, tol[0], tol[1], act[0], act[1], p.forecast_window,
+        p.forecast_min_n, zc)
+
+    iso = _day_iso
+    ev_list = events.tolist()
+    ev_from = np.searchsorted(events[:, 0], np.arange(ns + 1)).tolist() if ns else [0]
+    rows = summary.tolist()
+    dn = dnum.tolist()
+    shew_k = p.shewhart_k
+    out = []
+    for i in range(ns):
+        a, b = int(starts[i]), int(off[i + 1])
+        n = b - a
+        warnings: list[str] = []
+        if dropped is not None and dropped[i]:
+            warnings.append(f"{int(dropped[i])} non-finite value(s) ignored")
+        if rdays is not None and not np.isnat(rdays[i]):
+            warnings.append(f"baseline restarted at event {_iso(rdays[i])}")
+        last = (iso(dn[b - 1]), float(x[b - 1])) if n else None
+        s = rows[i]
+        ti = (tol[0][i], tol[1][i]) if tol[2][i] else None
+        ai = (act[0][i], act[1][i]) if act[2][i] else None
+        baseline = chart = None
+        insufficient = n < bn
+        if insufficient:
+            warnings.append(f"baseline needs {bn} results since the last event, have {n}")
+        else:
+            mean, sd, mr, kept = s[1], s[2], s[3], int(s[4])
+            removed = ()
+            if kept < bn:
+                removed = tuple(iso(dn[a + k]) for k in np.flatnonzero(~keep[a:a + bn]).tolist())
+                warnings.append(f"baseline: {len(removed)} outlier(s) removed ({', '.join(removed)})")
+            baseline = Baseline(kept, mean, sd, mr, iso(dn[a]), iso(dn[a + bn - 1]), bn, removed)
+            if kept < min_kept:
+                insufficient = True
+                warnings.append(f"baseline: only {kept} of {bn} results kept after outlier removal "
+                                f"(need {min_kept}); the baseline period was unstable, record an event "
+                                f"after fixing it")
+            elif not sd > 0:
+                warnings.append(f"baseline has no variation (all {kept} values {mean:.4g}); "
+                                f"control charts skipped")
+            else:
+                c = a + bn
+                chart = Chart(day[a:b], x[a:b], bn, ewma[c:b], elim[c:b], cp[c:b], cm[c:b], level[c:b],
+                              (mean - shew_k * mr, mean + shew_k * mr), mean, sd)
+        alarms: tuple[Alarm, ...] = ()
+        if ev_from[i + 1] > ev_from[i]:
+            found = [_alarm(j, r, j - a, iso(dn[j]), x, chart, ti, ai, p)
+                     for _, j, r in ev_list[ev_from[i]:ev_from[i + 1]]]
+            found.sort(key=lambda al: (al.date, _RULE_ORDER[al.rule]))
+            alarms = tuple(found)
+        forecast = None
+        if s[10] > 0 or s[11] < 0:
+            forecast = _forecast(s, day[b - 1], directions[i], ti, ai, p)
+        is_stale = False
+        if stale is not None and not math.isnan(stale[i]):
+            if n == 0:
+                is_stale = True
+                warnings.append("no results to judge staleness by")
+            else:
+                age = ref - dn[b - 1]
+                if age > stale[i]:
+                    is_stale = True
+                    warnings.append(f"no result for {age} days (limit {stale[i]:g})")
+        if is_stale:
+            status = "stale"
+        elif s[5]:
+            status = "out_of_tolerance"
+        elif insufficient:
+            status = "insufficient"
+        elif s[6]:
+            status = "alarm"
+        elif s[7]:
+            status = "watch"
+        else:
+            status = "ok"
+        out.append(TrendStatus(n, baseline, last, status, alarms, forecast, tuple(warnings), chart))
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _day_iso(day: int) -> str:
+    """ISO date of a day number (days since 1970-01-01)."""
+    return (_EPOCH + timedelta(days=day)).isoformat()
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _limits(limits: Any, ns: int, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-series (low, high, given) arrays; NaN pair or None -> not given; None end -> open."""
+    lo = np.full(ns, -np.inf)
+    hi = np.full(ns, np.inf)
+    given = np.zeros(ns, bool)
+    if limits is None:
+        return lo, hi, given
+    if isinstance(limits, np.ndarray) and limits.dtype.kind == "f":
+        if limits.shape != (ns, 2):
+            raise ValueError(f"{what} must have shape ({ns}, 2), got {limits.shape}")
+        none = np.isnan(limits[:, 0]) & np.isnan(limits[:, 1])
+        if (np.isnan(limits).any(axis=1) & ~none).any():
+            raise ValueError(f"{what}: a bound is NaN; use ±inf for an open end")
+        if (limits[:, 0] > limits[:, 1]).any():
+            raise ValueError(f"{what}: a low bound is above its high bound")
+        return (np.where(none, -np.inf, limits[:, 0]), np.where(none, np.inf, limits[:, 1]), ~none)
+    rows = list(limits)
+    if len(rows) != ns:
+        raise ValueError(f"{len(rows)} {what} for {ns} series")
+    for i, row in enumerate(rows):
+        if row is None:
+            continue
+        pair = _interval(row, what)
+        if pair is None or (math.isnan(pair[0]) and math.isnan(pair[1])):
+            continue
+        if math.isnan(pair[0]) or math.isnan(pair[1]):
+            raise ValueError(f"{what}[{i}]: a bound is NaN; use None or ±inf for an open end")
+        lo[i], hi[i] = pair
+        given[i] = True
+    return lo, hi, given
 
 
 _WE_TEXT = {"we2": "2 of 3 beyond 2σ", "we3": "4 of 5 beyond 1σ", "we4": "8 in a row on one side"}
 
 
-def _alarm(i: int, code: int, day, x, chart: Chart | None, tol, act, p: SpcParams) -> Alarm:
+def _alarm(i: int, code: int, k: int, when: str, x, chart: Chart | None, tol, act, p: SpcParams) -> Alarm:
+    """Alarm for result ``i`` of the batch (``k`` within its segment) raised by rule ``code``."""
     rule = _RULES[code]
     v = x[i]
     if rule in LIMIT_RULES:
@@ -476,7 +590,7 @@ def _alarm(i: int, code: int, day, x, chart: Chart | None, tol, act, p: SpcParam
         side, bound = ("above", hi) if v > hi else ("below", lo)
         detail = f"{v:.4g} {side} {rule} limit {bound:.4g}"
     else:
-        j = i - chart.monitor_from
+        j = k - chart.monitor_from
         if rule == "shewhart":
             lo, hi = chart.shewhart
             detail = f"{v:.4g} outside x̄ ± {p.shewhart_k:g}·MR̄ [{lo:.4g}, {hi:.4g}]"
@@ -489,14 +603,15 @@ def _alarm(i: int, code: int, day, x, chart: Chart | None, tol, act, p: SpcParam
             detail = f"CUSUM {which} {c:.2f} > h {p.cusum_h:g} (k {p.cusum_k:g})"
         else:
             detail = f"{_WE_TEXT[rule]} (z {(v - chart.mean) / chart.sd:+.2f})"
-    return Alarm(_iso(day[i]), rule, detail)
+    return Alarm(when, rule, detail)
 
 
-def _forecast(summary, day, direction, tol, act, p: SpcParams) -> Forecast | None:
+def _forecast(summary, last_day, direction, tol, act, p: SpcParams) -> Forecast | None:
     """Breach date from the Theil–Sen fit computed by the kernel (module docstring)."""
-    slope, icpt, lo, hi, t_med, y_med = (float(v) for v in summary[8:14])
+    lo, hi = float(summary[10]), float(summary[11])
     if not (lo > 0 or hi < 0):            # NaN (not computed) is also "no forecast"
         return None
+    slope, icpt, t_med, y_med = float(summary[8]), float(summary[9]), float(summary[12]), float(summary[13])
     rising = slope > 0
     if (rising and direction == "down") or (not rising and direction == "up"):
         return None
@@ -510,10 +625,9 @@ def _forecast(summary, day, direction, tol, act, p: SpcParams) -> Forecast | Non
     if when <= 0 or when > p.forecast_horizon_days:
         return None
     ends = sorted(t_med + (bound - y_med) / s for s in (lo, hi))
-    last = day[-1]
 
     def at(days_after: float) -> str:
-        return _iso(last + np.timedelta64(int(math.ceil(max(days_after, 0.0))), "D"))
+        return _iso(last_day + np.timedelta64(int(math.ceil(max(days_after, 0.0))), "D"))
 
     return Forecast(at(when), bound, slope, (at(ends[0]), at(ends[1])), (lo, hi))
 

@@ -152,7 +152,7 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alar
             if m:
                 summary[6] = float(alarm[-1])
                 summary[7] = float(any(s[-max(1, memory):].any() for s in sig.values()))
-    if n >= f_min:
+    if n >= f_min and np.isfinite([tol_lo, tol_hi, act_lo, act_hi]).any():
         w = min(n, f_window)
         tt = np.asarray(t_days, float)[-w:] - float(t_days[-1])
         yy = x[-w:]
@@ -162,3 +162,29 @@ def scan_ref(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alar
             summary[13] = np.median(yy)
     ev = np.array(sorted(events, key=lambda e: (e[0], e[1])), dtype=np.int64).reshape(-1, 2)
     return summary, ev, keep, ewma, elim, cp, cm, level
+
+
+def scan_batch_ref(offsets, starts, x, t_days, bn, d2, outlier_k, max_iter, min_kept, shewhart_k,
+                   shewhart_alarm, lam, ewma_L, exact, base_var, k, h, headstart, western_electric,
+                   memory, up, down, tol_lo, tol_hi, act_lo, act_hi, f_window, f_min, z_crit):
+    """``scan_ref`` series by series (same outputs as ``kernels.spc.scan_batch``)."""
+    x = np.asarray(x, float)
+    total = x.size
+    summary = np.empty((len(offsets) - 1, 14))
+    keep = np.ones(total, bool)
+    charts = [np.zeros(total) for _ in range(4)]
+    level = np.zeros(total, np.int8)
+    events = []
+    for i in range(len(offsets) - 1):
+        a, b = int(starts[i]), int(offsets[i + 1])
+        s, ev, kp, *ch, lv = scan_ref(x[a:b], bn, d2, outlier_k, max_iter, min_kept, shewhart_k,
+                                      shewhart_alarm, lam, ewma_L, exact, base_var, k, h, headstart,
+                                      western_electric, memory, up[i], down[i], tol_lo[i], tol_hi[i],
+                                      act_lo[i], act_hi[i], f_window, f_min, t_days[a:b], z_crit)
+        summary[i] = s
+        keep[a:a + kp.size] = kp
+        for dst, src in zip(charts, ch):
+            dst[a + bn:a + bn + src.size] = src
+        level[a + bn:a + bn + lv.size] = lv
+        events += [(i, a + int(j), int(r)) for j, r in ev]
+    return (summary, np.array(events, np.int64).reshape(-1, 3), keep, *charts, level)

@@ -46,9 +46,8 @@ def ewma_cusum(z, lam, k, start):
 
 
 @njit(cache=True)
-def _tie_term(v):
-    """Σ t(t−1)(2t+5) over groups of equal values in ``v`` (Sen 1968 eq. 2.6 tie correction)."""
-    s = np.sort(v)
+def _tie_term_sorted(s):
+    """Σ t(t−1)(2t+5) over runs of equal values in sorted ``s`` (Sen 1968 eq. 2.6 tie correction)."""
     total = 0.0
     run = 1
     for i in range(1, s.shape[0] + 1):
@@ -82,9 +81,11 @@ def theil_sen(t, y, z_crit):
     if m == 0:
         return np.nan, np.nan, np.nan, np.nan
     s = np.sort(slopes[:m])
-    slope = np.median(s)
-    intercept = np.median(y) - slope * np.median(t)
-    var = (n * (n - 1.0) * (2.0 * n + 5.0) - _tie_term(t) - _tie_term(y)) / 18.0
+    slope = 0.5 * (s[(m - 1) // 2] + s[m // 2])          # median of the sorted slopes
+    ts = np.sort(t)
+    ys = np.sort(y)
+    intercept = 0.5 * (ys[(n - 1) // 2] + ys[n // 2]) - slope * 0.5 * (ts[(n - 1) // 2] + ts[n // 2])
+    var = (n * (n - 1.0) * (2.0 * n + 5.0) - _tie_term_sorted(ts) - _tie_term_sorted(ys)) / 18.0
     sigma = np.sqrt(max(var, 0.0))
     ru = min(int(np.rint((m + z_crit * sigma) / 2.0)), m - 1)
     rl = max(int(np.rint((m - z_crit * sigma) / 2.0)) - 1, 0)
@@ -279,8 +280,10 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
                     prev[r] = sig[r]
             if m > 0 and level[m - 1] == 2:
                 summary[6] = 1.0
-    # forecast slope over the latest f_window results
-    if n >= f_min:
+    # forecast slope over the latest f_window results (only useful when there is a limit to breach)
+    has_limit = (np.isfinite(tol_lo) or np.isfinite(tol_hi) or np.isfinite(act_lo)
+                 or np.isfinite(act_hi))
+    if n >= f_min and has_limit:
         w = min(n, f_window)
         tt = np.empty(w)
         yy = np.empty(w)
@@ -293,6 +296,54 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
             summary[9] = icpt
             summary[10] = lo
             summary[11] = hi
-            summary[12] = np.median(tt)
-            summary[13] = np.median(yy)
+            tt.sort()
+            yy.sort()
+            summary[12] = 0.5 * (tt[(w - 1) // 2] + tt[w // 2])
+            summary[13] = 0.5 * (yy[(w - 1) // 2] + yy[w // 2])
+    return summary, events[:ne], keep, ewma, elim, cp, cm, level
+
+
+@njit(cache=True)
+def scan_batch(offsets, starts, x, t_days, bn, d2, outlier_k, max_iter, min_kept, shewhart_k,
+               shewhart_alarm, lam, ewma_L, exact, base_var, k, h, headstart, western_electric, memory,
+               up, down, tol_lo, tol_hi, act_lo, act_hi, f_window, f_min, z_crit):
+    """:func:`scan` over many series in one call.
+
+    Series ``i`` is ``x[starts[i]:offsets[i + 1]]`` (``starts`` skips results before the last
+    restart); ``up``, ``down`` and the limits are per-series arrays.  Returns
+    ``(summary (n, N_SUMMARY), events (n_events, 3) rows (series, index into x, rule),
+    keep, ewma, ewma_limit, c_plus, c_minus, level)``; the last six are aligned with ``x``
+    (``keep`` meaningful in each baseline window, the chart arrays after it, zero elsewhere).
+    """
+    ns = offsets.shape[0] - 1
+    total = x.shape[0]
+    summary = np.empty((ns, N_SUMMARY))
+    keep = np.ones(total, np.bool_)
+    ewma = np.zeros(total)
+    elim = np.zeros(total)
+    cp = np.zeros(total)
+    cm = np.zeros(total)
+    level = np.zeros(total, np.int8)
+    events = np.empty((8 * total + 1, 3), np.int64)
+    ne = 0
+    for i in range(ns):
+        a = starts[i]
+        b = offsets[i + 1]
+        s, ev, kp, ew, el, p, q, lv = scan(
+            x[a:b], bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, lam, ewma_L,
+            exact, base_var, k, h, headstart, western_electric, memory, up[i], down[i], tol_lo[i],
+            tol_hi[i], act_lo[i], act_hi[i], f_window, f_min, t_days[a:b], z_crit)
+        summary[i] = s
+        keep[a:a + kp.shape[0]] = kp
+        m = ew.shape[0]
+        ewma[a + bn:a + bn + m] = ew
+        elim[a + bn:a + bn + m] = el
+        cp[a + bn:a + bn + m] = p
+        cm[a + bn:a + bn + m] = q
+        level[a + bn:a + bn + m] = lv
+        for r in range(ev.shape[0]):
+            events[ne, 0] = i
+            events[ne, 1] = a + ev[r, 0]
+            events[ne, 2] = ev[r, 1]
+            ne += 1
     return summary, events[:ne], keep, ewma, elim, cp, cm, level

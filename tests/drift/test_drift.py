@@ -258,3 +258,33 @@ def test_episodes_end_only_back_at_target():
     assert [a.detail for a in r.alarms if a.rule == "cusum"][-1] == "CUSUM C- 5.50 > h 5 (k 0.5)"
     np.testing.assert_array_equal(r.chart.level, [2, 2, 2, 2])
     assert r.status == "alarm"
+
+
+def test_evaluate_batch_equals_evaluate_per_series():
+    rng = np.random.default_rng(11)
+    lens = [0, 5, 25, 40, 60, 33]
+    series = []
+    for k, n in enumerate(lens):
+        d = D0 + np.sort(rng.choice(90, n, replace=False))
+        v = rng.normal(0, 1, n) + np.where(np.arange(n) > 25, 0.3 * (np.arange(n) - 25), 0) * (k % 2)
+        if n > 30:
+            v[3] = np.nan
+            perm = rng.permutation(n)                       # unsorted input
+            d, v = d[perm], v[perm]
+        series.append((d, v))
+    directions = ["both", "up", "down", "both", "up", "both"]
+    tols = [None, (-3, 3), (None, 2.5), (-4, 4), None, (-1, 1)]
+    restarts = [None, None, None, D0 + 20, None, np.datetime64("NaT")]
+    stale = [14, np.nan, np.nan, 14, 30, 14]
+    offsets = np.r_[0, np.cumsum(lens)]
+    batch = drift.evaluate_batch(
+        offsets, np.concatenate([s[0] for s in series]), np.concatenate([s[1] for s in series]),
+        directions=directions, tolerances=[(np.nan, np.nan) if t is None else t for t in tols],
+        restarts=restarts, today="2026-04-15", stale_after_days=stale)
+    for (d, v), dr, tl, rs, st, got in zip(series, directions, tols, restarts, stale, batch):
+        want = drift.evaluate(d, v, direction=dr, tolerance=tl,
+                              restarts=() if rs is None or np.isnat(rs) else [rs], today="2026-04-15",
+                              stale_after_days=None if np.isnan(st) else st)
+        assert got == want
+        assert got.to_dict() == want.to_dict()
+    assert {s.status for s in batch} >= {"insufficient", "stale"}

@@ -92,3 +92,28 @@ def test_scan_edge_inputs():
     _check_scan(np.arange(30.0) % 2, np.zeros(30))                 # all on one day: no forecast
     x = np.r_[np.tile([0.0, 1.0], 10), np.full(10, 1e6)]            # huge values
     _check_scan(x, np.arange(30.0), tol=(-1.0, 2.0))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scan_batch_matches_reference(seed):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, 60, 12)
+    offsets = np.r_[0, np.cumsum(lens)]
+    starts = offsets[:-1] + (rng.integers(0, 10, 12) * (rng.random(12) < 0.4)).clip(0, lens)
+    x = rng.normal(0, 1, offsets[-1]) + np.repeat(rng.normal(0, 0.2, 12), lens) * np.arange(offsets[-1]) % 7
+    t = np.concatenate([np.sort(rng.integers(0, 90, n)) for n in lens]).astype(float)
+    up = rng.random(12) < 0.7
+    down = ~up | (rng.random(12) < 0.5)
+    lo = np.where(rng.random(12) < 0.5, -np.inf, -2.5)
+    hi = np.where(rng.random(12) < 0.5, np.inf, 2.5)
+    args = (offsets, starts, x, t, 20, 1.128, 3.0, 10, 10, 2.66, False, 0.2, 2.86, True, True, 0.5, 5.0,
+            0.0, True, 5, up, down, lo, hi, lo - 1, hi + 1, 20, 8, Z95)
+    got = spc.scan_batch(*args)
+    want = ref.scan_batch_ref(*args)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-12, equal_nan=True)
+    ev = got[1][np.lexsort((got[1][:, 2], got[1][:, 1], got[1][:, 0]))]
+    np.testing.assert_array_equal(ev, want[1][np.lexsort((want[1][:, 2], want[1][:, 1], want[1][:, 0]))])
+    np.testing.assert_array_equal(got[2], want[2])
+    for g, w in zip(got[3:7], want[3:7]):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(got[7], want[7])
