@@ -268,19 +268,43 @@ WRITER = textwrap.dedent("""
 """)
 
 
+READER = textwrap.dedent("""
+    import sys, time
+    from iqa.store import Store
+    with Store(sys.argv[1]) as st:
+        deadline = time.monotonic() + 60
+        reads = 0
+        while time.monotonic() < deadline:
+            st.read_series()          # refreshes the series cache while the writers write
+            reads += 1
+            if st.counts()["series"] >= int(sys.argv[2]):
+                break
+    print("reads", reads)
+""")
+
+
 def test_concurrent_writer_processes_never_fail_locked(tmp_path):
+    """Three writers and a cache-refreshing reader at once: no lock error, nothing lost, cache exact."""
+    from iqa.store import _scan
     db = tmp_path / "qa.db"
     Store(db).close()
     n = 150
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), tag, str(n)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for tag in ("A", "B", "C")]
+    procs.append(subprocess.Popen([sys.executable, "-c", READER, str(db), str(3 * n)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
         assert "locked" not in err
     with Store(db) as st:
         c = st.counts()
+        cached = st.read_series()
+        truth = _scan(st.connection, None)
     assert c["series"] == 3 * n and c["results"] == 6 * n and c["events"] == 3 * 15 and c["scanners"] == 3
+    assert cached.keys() == truth.keys() and len(truth) == 6
+    for k in truth:
+        assert cached[k][0].tolist() == truth[k][0].tolist() and cached[k][1].tolist() == truth[k][1].tolist()
 
 
 def _child(code: str, *args: str, unprivileged: bool = False) -> subprocess.CompletedProcess:

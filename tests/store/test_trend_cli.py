@@ -179,3 +179,6 @@ def test_missing_store_and_empty_store(tmp_path):
     Store(tmp_path / "empty.db").close()
     assert json.loads(run("trend", "--store", tmp_path / "empty.db", "--format", "json").output) == []
     assert "no trend series" in run("trend", "--store", tmp_path / "empty.db").output
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 200)
+    res = run("trend", "--store", tmp_path / "junk.db")
+    assert res.exit_code == 1 and "not an iqa trend store" in res.output and "Traceback" not in res.output
