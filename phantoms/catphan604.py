@@ -123,15 +123,17 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
     med = np.full(nz, np.nan)
     blobs = np.zeros(nz, int)
     labels = np.zeros(nz, int)
-    yy, xx = np.mgrid[0:sub.shape[1], 0:sub.shape[2]]
+    yy, xx = np.ogrid[0:sub.shape[1], 0:sub.shape[2]]
     for z in range(nz):
         img = sub[z]
         mask = img > -500.0
-        area = mask.sum() * sy * sx
+        cnt = int(mask.sum())
+        area = cnt * sy * sx
         if area < math.pi * 60.0 ** 2:
             continue
         present[z] = True
-        c_y, c_x = yy[mask].mean(), xx[mask].mean()
+        c_y = float((mask.sum(axis=1) * yy[:, 0]).sum()) / cnt
+        c_x = float((mask.sum(axis=0) * xx[0]).sum()) / cnt
         cy[z], cx[z] = c_y * s, c_x * s
         rad[z] = math.sqrt(area / math.pi)
         r = np.hypot((yy - c_y) * sy, (xx - c_x) * sx)
@@ -142,14 +144,14 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
         lp_ring = (r > 30.0) & (r < 75.0)
         low = ring & (img < -500.0)
         high = ring & (img > bg + 400.0)
-        # insert-sized blobs of clear contrast on the 58.7 mm ring
-        odd = ring & (np.abs(ndimage.uniform_filter(img, 3) - bg) > 90.0)
-        lab, n = ndimage.label(odd)
-        if n:
-            sizes = np.bincount(lab.ravel())[1:] * sy * sx
-            blobs[z] = int(((sizes > 50.0) & (sizes < 220.0)).sum())
         if low.sum() * sy * sx > 40.0 and high.sum() * sy * sx > 40.0:
             labels[z] = LABEL_SENSITOMETRY
+            # insert-sized blobs of clear contrast on the 58.7 mm ring
+            odd = ring & (np.abs(ndimage.uniform_filter(img, 3) - bg) > 90.0)
+            lab, n = ndimage.label(odd)
+            if n:
+                sizes = np.bincount(lab.ravel())[1:] * sy * sx
+                blobs[z] = int(((sizes > 50.0) & (sizes < 220.0)).sum())
         elif (lp_ring & (img > bg + 300.0)).sum() * sy * sx > 20.0 and (lp_ring & (img < -500)).sum() * sy * sx < 10:
             labels[z] = LABEL_LINEPAIRS
         else:
@@ -553,6 +555,87 @@ def _resolution(stack, spacing, centre, g: CatPhan604Geometry, bg: float):
     return {"resolution_lpcm": resolved, "bar_radius_mm": r_bar, "contrast_hu": contrast, "groups": groups}
 
 
+def _low_contrast(stack, spacing, centre, g: CatPhan604Geometry):
+    """CTP715 supra-slice targets counted visible by a Rose-type CNR rule.
+
+    Targets (Ø 15 … 2 mm, three contrast groups) lie on the nominal 50 mm circle.  The Ø 15 mm
+    target of each group is the strongest disk-mean bump on that circle (groups ranked by its
+    contrast: 1 %, 0.5 %, 0.3 %); the others follow along the circle in decreasing size, each
+    searched within a 1–8 mm edge gap after the previous one.  A target is visible when
+    ``CNR = (disk mean − background) / SD(disk means in uniform background) ≥ rose_k`` (Rose
+    1948: k ≈ 4 for certain detection); each group is counted up to its first invisible target.
+    The SD of disk means is measured at the same diameter on two inner rings, so correlated
+    noise is accounted for.
+    """
+    img = np.mean(stack, axis=0)
+    px = 0.5 * (spacing[0] + spacing[1])
+    yy, xx = np.ogrid[0:img.shape[0], 0:img.shape[1]]
+    r = np.hypot((yy - centre[0]) * spacing[0], (xx - centre[1]) * spacing[1])
+    bg = float(np.median(img[(r > 20.0) & (r < 40.0)]))
+    step = 0.5
+    th = np.arange(0.0, 360.0, step)
+    ring = _ct.position_px(centre, spacing, th, g.lc_radius_mm)
+
+    def disk_means(d_mm, where):
+        m, _, n = circle_stats(img, where, 0.5 * d_mm / px)
+        return m[0] - bg
+
+    def noise_sd(d_mm):
+        pts = []
+        for rr in (18.0, 32.0):
+            k = max(int(2 * math.pi * rr / (d_mm + 2.0)), 6)
+            pts.append(_ct.position_px(centre, spacing, np.arange(k) * 360.0 / k, rr))
+        vals = disk_means(d_mm, np.vstack(pts))
+        return float(np.std(vals, ddof=1))
+
+    from iqa.kernels.roi import circle_stats
+    p15 = disk_means(g.lc_diameters_mm[0], ring)
+    free = np.ones(th.size, dtype=bool)             # circle not yet claimed by a found group
+    groups = []
+    total = 0
+    deg_per_mm = 180.0 / (math.pi * g.lc_radius_mm)
+    sds = {d: noise_sd(d) for d in g.lc_diameters_mm}
+    for rank in range(3):
+        if not free.any():
+            break
+        i0 = int(np.argmax(np.where(free, p15, -np.inf)))
+        a0 = th[i0]
+        cnr0 = p15[i0] / sds[g.lc_diameters_mm[0]]
+        found = [(g.lc_diameters_mm[0], float(a0), float(cnr0))]
+        # direction of decreasing size: the side with the stronger next target
+        best_dir, best_val = 1, -np.inf
+        for sgn in (1, -1):
+            d1 = g.lc_diameters_mm[1]
+            cand = a0 + sgn * deg_per_mm * (0.5 * (g.lc_diameters_mm[0] + d1) + np.arange(1.0, 8.01, 0.25))
+            v = disk_means(d1, _ct.position_px(centre, spacing, cand, g.lc_radius_mm)).max()
+            if v > best_val:
+                best_dir, best_val = sgn, v
+        visible = int(cnr0 >= g.rose_k)
+        prev_a, prev_d = a0, g.lc_diameters_mm[0]
+        counting = visible == 1
+        for d in g.lc_diameters_mm[1:]:
+            cand = prev_a + best_dir * deg_per_mm * (0.5 * (prev_d + d) + np.arange(1.0, 8.01, 0.25))
+            vals = disk_means(d, _ct.position_px(centre, spacing, cand, g.lc_radius_mm))
+            j = int(np.argmax(vals))
+            cnr = float(vals[j] / sds[d])
+            found.append((d, float(cand[j]), cnr))
+            if counting and cnr >= g.rose_k:
+                visible += 1
+            else:
+                counting = False
+            prev_a, prev_d = float(cand[j]), d
+        # claim the group's arc (plus a target radius either side) before looking for the next one
+        lo_a = a0 - best_dir * deg_per_mm * (0.5 * g.lc_diameters_mm[0] + 8.0)
+        hi_a = prev_a + best_dir * deg_per_mm * (0.5 * prev_d + 8.0)
+        span = sorted((lo_a, hi_a))
+        rel = (th - span[0]) % 360.0
+        free &= ~(rel <= (span[1] - span[0]))
+        total += visible
+        groups.append({"rank": rank, "contrast_hu": float(p15[i0]), "visible": visible,
+                       "targets": [{"diameter_mm": d, "angle_deg": a % 360.0, "cnr": c} for d, a, c in found]})
+    return {"lcd_visible": total, "groups": groups, "background_hu": bg}
+
+
 def analyze(series) -> PhantomAnalysis:
     """Measure a CatPhan 604 series (definitions in the module docstring).
 
@@ -650,6 +733,13 @@ def analyze(series) -> PhantomAnalysis:
         else:
             out.add("resolution_lpcm", res["resolution_lpcm"], "lp/cm")
             out.details["line_pairs"] = res
+
+    # ---- CTP715: low contrast
+    lc = loc.modules.get("CTP715", [])
+    if lc:
+        lcd = _low_contrast(vol[lc], spacing, centre, g)
+        out.add("lcd_visible", float(lcd["lcd_visible"]), "targets")
+        out.details["low_contrast"] = lcd
 
     out.details.update({
         "centre_px": {"row": float(centre[0]), "col": float(centre[1])},

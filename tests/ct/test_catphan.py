@@ -83,6 +83,15 @@ def test_catphan_accuracy(fixture_dir, params):
     lin = a.details["linearity"]
     assert lin["slope"] == pytest.approx(params["hu_gain"], abs=0.002)
     assert lin["r2"] > 0.9999
+    # low contrast: every target counted visible is a real target of that size (within 1 mm),
+    # and at σ = 2 HU the 1 % and 0.5 % groups (10 and 5 HU) are complete (CNR ≫ 4)
+    lcd = a.details["low_contrast"]
+    for grp in lcd["groups"]:
+        for tgt in grp["targets"][:grp["visible"]]:
+            near = [x for x in g["low_contrast"] if x["diameter_mm"] == tgt["diameter_mm"]]
+            gap = min(abs((x["angle_deg"] - tgt["angle_deg"] + 180) % 360 - 180) for x in near)
+            assert math.radians(gap) * 50.0 <= 1.0, tgt
+    assert m["lcd_visible"] >= 18
     # line pairs: exact where the truth frequency is well below the pixel Nyquist limit
     nyquist_lpcm = 10.0 / (2 * params["pixel_mm"])
     if t["resolution_lpcm"] <= 0.8 * nyquist_lpcm:
@@ -93,6 +102,15 @@ def test_catphan_accuracy(fixture_dir, params):
 def small_catphan(fixture_dir):
     return fixture_dir("catphan-604", seed=11, pixel_mm=0.8, matrix=300, n_slices=24, slice_spacing_mm=7.0,
                        noise_hu=10.0)
+
+
+def test_low_contrast_count_falls_with_noise(small_catphan, fixture_dir):
+    from iqa.phantoms import catphan604
+    quiet = fixture_dir("catphan-604", seed=11, pixel_mm=0.8, matrix=300, n_slices=24, slice_spacing_mm=7.0,
+                        noise_hu=2.0)
+    loud = catphan604.analyze(_series(small_catphan)).measurements["lcd_visible"].value    # σ = 10 HU
+    calm = catphan604.analyze(_series(quiet)).measurements["lcd_visible"].value
+    assert calm > loud > 0
 
 
 def test_identify(small_catphan, fixture_dir):
