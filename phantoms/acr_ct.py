@@ -93,6 +93,10 @@ class Geometry:
 
 
 GEOMETRY = Geometry()
+#: order of the metrics in results (as a physicist reads the ACR report)
+METRIC_ORDER = ("water_hu", "noise_hu", "uniformity_hu", "hu_water", "hu_air", "hu_polyethylene", "hu_acrylic",
+                "hu_bone", "hu_linearity_slope", "hu_linearity_r2", "cnr", "slice_thickness_mm", "mtf50_lpcm",
+                "mtf10_lpcm", "resolution_lpcm", "nps_peak_lpcm", "nps_mean_lpcm", "distance_error_mm")
 #: slices used for the wire ramps (nearest the module-1 centre) and for the NPS
 MAX_RAMP_SLICES = 4
 MAX_NPS_SLICES = 6
@@ -223,6 +227,8 @@ def analyze(series) -> PhantomAnalysis:
     if "water_hu" not in out.measurements and "hu_water" in out.measurements:
         out.add("water_hu", out.measurements["hu_water"].value, "HU")
         out.warnings.append("water_hu: module 3 not covered; taken from the module-1 water insert")
+    order = {name: i for i, name in enumerate(METRIC_ORDER)}
+    out.measurements = dict(sorted(out.measurements.items(), key=lambda kv: order.get(kv[0], len(order))))
     if not out.measurements:
         raise LocalizationError(f"{series.where}: ACR CT 464 modules found ({', '.join(map(str, mods))}) "
                                 f"but nothing could be measured")
@@ -256,8 +262,12 @@ def _select_slices(pos, labels, zm: loc.ZModel, thickness: float, out) -> dict[i
         if use.size == 0:
             # no slice clear of the neighbours: the member nearest the middle of the run
             use = members[[int(np.argmin(np.abs(pos[members] - np.median(pos[members]))))]]
-            out.warnings.append(f"module {k}: no slice lies {margin:.1f} mm clear of the neighbouring modules; "
-                                f"using z = {pos[use[0]]:.1f} mm (values may carry partial-volume bias)")
+            if zm.uncertainty_mm > g.module_length_mm / 4:
+                why = "the series shows too little of the phantom to place the module faces"
+            else:
+                why = f"no slice lies {margin:.1f} mm clear of the neighbouring modules"
+            out.warnings.append(f"module {k}: {why}; using z = {pos[use[0]]:.1f} mm "
+                                f"(values may carry partial-volume bias)")
         mods[k] = ModuleSlices(k, tuple(int(i) for i in use), tuple(int(i) for i in members), float(zc))
     return mods
 
@@ -322,8 +332,32 @@ def _rotation(images, centres, sp, mods, out) -> tuple[float, str]:
             (y0, x0), (y1, x1) = bbs.positions_yx_px
             rot = math.degrees(math.atan2(-(y0 - y1) * sp[0], (x0 - x1) * sp[1]))
             return loc.wrap_deg(rot), "module 3 BBs"
-    out.warnings.append("phantom rotation could not be measured (no module 1 inserts or BBs); assumed 0°")
+    if 4 in mods:
+        rot = _rotation_from_bars(images[4], centres[4], sp)
+        if rot is not None:
+            return rot, "module 4 bar patterns"
+    out.warnings.append("phantom rotation could not be measured (no module 1 inserts, BBs or bars); assumed 0°")
     return 0.0, "assumed"
+
+
+def _rotation_from_bars(image, centre, sp, search_deg: float = 8.0, step_deg: float = 0.5) -> float | None:
+    """Rotation maximising the summed square-wave response of the three coarsest bar patterns
+    (bars smear out when the folding direction is off), refined by a parabola."""
+    g = GEOMETRY
+    coarse = sorted(g.bars, key=lambda b: b.frequency_lpcm)[:3]
+    rots = np.arange(-search_deg, search_deg + step_deg / 2, step_deg)
+    score = np.array([sum(meas.bar_ctf(image, sp, centre, angle_deg=b.angle_deg + r, distance_mm=g.bar_distance_mm,
+                                       frequency_lpcm=b.frequency_lpcm, contrast_hu=g.bar_contrast_hu,
+                                       harmonics=1).ctf for b in coarse) for r in rots])
+    if not np.all(np.isfinite(score)) or score.max() < 3 * g.ctf_threshold:
+        return None
+    i = int(np.argmax(score))
+    if 0 < i < rots.size - 1:
+        a, b, c = score[i - 1], score[i], score[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            return float(rots[i] + 0.5 * (a - c) / den * step_deg)
+    return float(rots[i])
 
 
 def _pooled(mean, sd):
@@ -503,5 +537,9 @@ def _module4(out, image, sp, centre, rot) -> None:
     if bad:
         out.warnings.append("resolution_lpcm: bar pattern(s) " + ", ".join(f"{f:g}" for f in bad) +
                             " lp/cm could not be measured (too few distinct phases sampled or implausible CTF)")
-    ok = [f for f, v in ctfs.items() if f not in bad and v >= g.ctf_threshold]
+    # a pattern above the pixel Nyquist frequency is aliased into a coarser one in the image, so
+    # it is never counted as resolved (however well its modulation survives the PSF)
+    nyquist = 5.0 / max(sp)
+    out.details["bar_nyquist_lpcm"] = nyquist
+    ok = [f for f, v in ctfs.items() if f not in bad and f <= nyquist and v >= g.ctf_threshold]
     out.add("resolution_lpcm", float(max(ok)) if ok else 0.0, "lp/cm")

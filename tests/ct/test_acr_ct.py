@@ -74,6 +74,17 @@ def load_series_dir(d: Path):
     return series
 
 
+def _check_resolution(res, truth, params):
+    """resolution_lpcm equals the truth unless a pattern's true CTF lies within 0.02 of the 0.10
+    threshold (the measured CTFs scatter by ~0.005 at these noise levels, so such a case is a coin toss)."""
+    from iqa.fixtures._ct_render import ctf_square_wave
+    nyquist = 5.0 / params["pixel_mm"]
+    margins = [abs(ctf_square_wave(f, params["psf_sigma_mm"]) - 0.10) for f in (4, 5, 6, 7, 8, 9, 10, 12)
+               if f <= nyquist]
+    if min(margins) > 0.02:
+        assert res.measurements["resolution_lpcm"].value == truth["metrics"]["resolution_lpcm"]
+
+
 def _centre_rotation(res, truth):
     g = truth["geometry"]
     assert abs(res.details["centre_px"]["x"] - g["centre"]["col_px"]) <= 0.5      # issue 4: 0.5 px
@@ -97,6 +108,7 @@ def test_noise_sweep(fixture_dir, params):
     assert abs(m["distance_error_mm"] - t["distance_error_mm"]) <= 0.3
     # NPS mean frequency is the ratio of two integrals of the same spectrum: 0.5 lp/cm as the peak
     assert abs(m["nps_mean_lpcm"] - t["nps_mean_lpcm"]) <= 0.5
+    _check_resolution(res, truth, params)
     assert not res.warnings
 
 
@@ -112,6 +124,7 @@ def test_ct_number_sweep(fixture_dir, params):
     np.testing.assert_allclose(m["mtf50_lpcm"], t["mtf50_lpcm"], rtol=0.03)
     np.testing.assert_allclose(m["mtf10_lpcm"], t["mtf10_lpcm"], rtol=0.03)
     assert abs(m["slice_thickness_mm"] - t["slice_thickness_mm"]) <= 0.3
+    _check_resolution(res, truth, params)
     # linearity: measured = offset + 1.0 * nominal in the fixture (hu_gain 1), R^2 ~ 1
     lin = res.details["linearity"]
     assert abs(lin["slope"] - 1.0) < 0.002 and lin["r2"] > 0.99999

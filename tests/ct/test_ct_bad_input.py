@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from iqa.errors import InputError, LocalizationError
+from iqa.fixtures import read_truth
 
 
 def _series(d):
@@ -52,13 +53,16 @@ def test_single_slice_of_one_module_warns(fixture_dir):
     """One slice through module 4 only: resolution is measured, the other modules are named as missing."""
     from iqa.phantoms import acr_ct
     d = fixture_dir("acr-ct-464", seed=4, matrix=320, pixel_mm=0.7, n_slices=1, z_offset_mm=-60.0,
-                    noise_hu=5.0, psf_sigma_mm=0.5)
+                    noise_hu=5.0, psf_sigma_mm=0.5, rotation_deg=3.7)
     res = acr_ct.analyze(_series(d))
     assert set(res.measurements) == {"resolution_lpcm"}
+    assert res.measurements["resolution_lpcm"].value == read_truth(d)["metrics"]["resolution_lpcm"]
     text = " ".join(res.warnings)
     for k in (1, 2, 3):
         assert f"module {k} not covered" in text
-    assert "rotation could not be measured" in text
+    # no inserts or BBs: the rotation comes from the bar patterns themselves
+    assert res.details["rotation_from"] == "module 4 bar patterns"
+    assert abs(res.details["rotation_deg"] - 3.7) < 0.5
 
 
 def test_single_slice_between_modules_is_localization_error(fixture_dir):
