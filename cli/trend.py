@@ -38,7 +38,7 @@ def trend_table(trends: list[dict[str, Any]]) -> str:
 
     if not trends:
         return "no trend series in the store"
-    head = ("metric", "phantom", "protocol", "n", "last", "value", "baseline", "status", "latest alarm", "breach")
+    head = ("metric", "phantom", "protocol", "n", "last", "value", "baseline", "status", "latest signal", "breach")
     lines = []
     by_scanner: dict[str, list[dict]] = {}
     for t in trends:

@@ -51,7 +51,7 @@ body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #dee2e6;padding-bottom:4px}
 h3{font-size:14px;margin:18px 0 4px;font-weight:600}
 table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:3px 10px;border-bottom:1px solid #e9ecef;text-align:left;vertical-align:top}
-th{background:#f8f9fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f8f9fa}td.num{text-align:right;font-variant-numeric:tabular-nums}td.date{white-space:nowrap}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:12px;white-space:nowrap}
 .muted{color:#6c757d}.chart{display:block;margin:2px 0 6px}.meta{font-size:12px;color:#495057}
 svg text{font:11px system-ui,sans-serif;fill:#495057}
@@ -243,25 +243,26 @@ def chart_svg(t: dict[str, Any], days: np.ndarray, values: np.ndarray, *, title:
 
 
 def _date_ticks(x0: int, x1: int, n: int = 6) -> list[int]:
-    """Ordinals of round dates (month starts, or days for short spans) between x0 and x1."""
+    """Ordinals of round dates between x0 and x1: days, Mondays every 1-2 weeks, or month starts."""
     span = x1 - x0
-    if span <= 3 * n:
-        step = max(1, span // n)
-        return list(range(x0, x1 + 1, step))
-    d0, d1 = dt.date.fromordinal(x0), dt.date.fromordinal(x1)
-    months = (d1.year - d0.year) * 12 + d1.month - d0.month
+    if span <= 2 * n:
+        return list(range(x0, x1 + 1, max(1, span // n)))
+    if span <= 20 * n:
+        step = 7 * max(1, math.ceil(span / (7 * n)))
+        first = x0 + (-dt.date.fromordinal(x0).weekday()) % 7        # the first Monday
+        return list(range(first, x1 + 1, step))
+    d0 = dt.date.fromordinal(x0)
+    months = (dt.date.fromordinal(x1).year - d0.year) * 12 + dt.date.fromordinal(x1).month - d0.month
     every = max(1, math.ceil(months / n))
-    out, y, m = [], d0.year, d0.month
+    out, k = [], 0 if d0.day == 1 else 1
     while True:
-        m += 1
-        if m > 12:
-            y, m = y + 1, 1
-        if (y * 12 + m - (d0.year * 12 + d0.month)) % every:
-            continue
-        d = dt.date(y, m, 1).toordinal()
+        m = d0.month - 1 + k
+        d = dt.date(d0.year + m // 12, m % 12 + 1, 1).toordinal()
         if d > x1:
             return out
-        out.append(d)
+        if (d0.year * 12 + d0.month - 1 + k) % every == 0:
+            out.append(d)
+        k += 1
 
 
 # --------------------------------------------------------------------------- page
@@ -291,7 +292,10 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
     out.append('<h2 id="overview">Status per scanner</h2><table class="overview"><thead><tr><th>scanner</th>'
                "<th>station</th><th>modality</th><th>status</th><th>last QC</th><th>series</th>"
                "<th>needs attention</th></tr></thead><tbody>")
-    for k_i, key in enumerate(keys):
+    rank = {s: i for i, s in enumerate(SEVERITY)}
+    worst_of = {k: _worst([t.status.get("status", "ok") for t in by_scanner[k]]) if by_scanner.get(k) else "insufficient"
+                for k in keys}
+    for k_i, key in sorted(enumerate(keys), key=lambda ik: (rank.get(worst_of[ik[1]], 99), ik[1])):  # worst first
         items = by_scanner.get(key, [])
         sc = ident.get(key, {})
         worst = _worst([t.status.get("status", "ok") for t in items]) if items else "insufficient"
@@ -304,7 +308,7 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
         name = " ".join(x for x in (sc.get("manufacturer"), sc.get("model"), sc.get("serial")) if x) or key
         out.append(f'<tr><td><a href="#s{k_i}">{e(key)}</a><div class="muted">{e(name)}</div></td>'
                    f'<td>{e(sc.get("station", ""))}</td><td>{e(sc.get("modality") or "")}</td><td>{_badge(worst)}</td>'
-                   f'<td>{e(dt.date.fromordinal(last).isoformat()) if last else ""}</td>'
+                   f'<td class="date">{e(dt.date.fromordinal(last).isoformat()) if last else ""}</td>'
                    f'<td class="num">{len(items)}</td><td>{att}</td></tr>')
     out.append("</tbody></table>")
     out.append('<p class="legend muted"><span><b style="color:#2b8a3e">&#9632;</b> tolerance band</span>'
