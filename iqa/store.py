@@ -597,8 +597,12 @@ class Store:
             sel = "SELECT st.id, st.version, c.version, c.days, c.vals FROM streams st " \
                   "LEFT JOIN stream_cache c ON c.stream_id = st.id"
             wanted = None if stream_ids is None else set(int(i) for i in stream_ids)
+            args: list[int] = []
+            if wanted is not None and len(wanted) <= 500:
+                sel += f" WHERE st.id IN ({', '.join('?' * len(wanted))})"
+                args = sorted(wanted)
             versions: dict[int, int] = {}
-            for sid, ver, cver, days, vals in con.execute(sel):
+            for sid, ver, cver, days, vals in con.execute(sel, args):
                 if wanted is not None and sid not in wanted:
                     continue
                 if cver is not None and cver == ver:
