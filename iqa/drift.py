@@ -466,19 +466,27 @@ def evaluate_batch(offsets: Sequence[int], dates: Any, values: Any, *,
     rows = summary.tolist()
     dn = dnum.tolist()
     shew_k = p.shewhart_k
+    starts_l, ends_l = starts.tolist(), off[1:].tolist()
+    last_idx = np.maximum(off[1:] - 1, 0)
+    last_v = x[last_idx].tolist() if x.size else [0.0] * ns
+    tol_l = [(lo, hi) if g else None for lo, hi, g in zip(*(v.tolist() for v in tol))]
+    act_l = [(lo, hi) if g else None for lo, hi, g in zip(*(v.tolist() for v in act))]
+    dropped_l = dropped.tolist() if dropped is not None else None
+    restart_l = ([None if np.isnat(r) else _iso(r) for r in rdays] if rdays is not None else None)
+    stale_l = stale.tolist() if stale is not None else None
     out = []
     for i in range(ns):
-        a, b = int(starts[i]), int(off[i + 1])
+        a, b = starts_l[i], ends_l[i]
         n = b - a
         warnings: list[str] = []
-        if dropped is not None and dropped[i]:
-            warnings.append(f"{int(dropped[i])} non-finite value(s) ignored")
-        if rdays is not None and not np.isnat(rdays[i]):
-            warnings.append(f"baseline restarted at event {_iso(rdays[i])}")
-        last = (iso(dn[b - 1]), float(x[b - 1])) if n else None
+        if dropped_l is not None and dropped_l[i]:
+            warnings.append(f"{dropped_l[i]} non-finite value(s) ignored")
+        if restart_l is not None and restart_l[i] is not None:
+            warnings.append(f"baseline restarted at event {restart_l[i]}")
+        last = (iso(dn[b - 1]), last_v[i]) if n else None
         s = rows[i]
-        ti = (tol[0][i], tol[1][i]) if tol[2][i] else None
-        ai = (act[0][i], act[1][i]) if act[2][i] else None
+        ti = tol_l[i]
+        ai = act_l[i]
         baseline = chart = None
         insufficient = n < bn
         if insufficient:
@@ -512,15 +520,15 @@ def evaluate_batch(offsets: Sequence[int], dates: Any, values: Any, *,
         if s[10] > 0 or s[11] < 0:
             forecast = _forecast(s, day[b - 1], directions[i], ti, ai, p)
         is_stale = False
-        if stale is not None and not math.isnan(stale[i]):
+        if stale_l is not None and not math.isnan(stale_l[i]):
             if n == 0:
                 is_stale = True
                 warnings.append("no results to judge staleness by")
             else:
                 age = ref - dn[b - 1]
-                if age > stale[i]:
+                if age > stale_l[i]:
                     is_stale = True
-                    warnings.append(f"no result for {age} days (limit {stale[i]:g})")
+                    warnings.append(f"no result for {age} days (limit {stale_l[i]:g})")
         if is_stale:
             status = "stale"
         elif s[5]:
