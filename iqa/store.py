@@ -431,6 +431,8 @@ class Store:
         protocol = _safe_protocol(dict(d.get("protocol") or {}))
         pkey = protocol_key(modality, protocol)
         acquired = d.get("acquired") or None
+        if hasattr(acquired, "isoformat"):
+            acquired = acquired.isoformat(timespec="seconds")
         day = _day(acquired)
         version = str(d.get("iqa_version") or "")
         if not version:
@@ -440,13 +442,17 @@ class Store:
         now = _now()
         rows = []
         for name, m in metrics.items():
-            value = m["value"] if isinstance(m, Mapping) else m.value
-            value = float(value)
+            get = m.get if isinstance(m, Mapping) else (lambda k, default=None, _m=m: getattr(_m, k, default))
+            try:
+                value = float(get("value"))
+                limits = json.dumps(get("limits", {}) or {}, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{self.path}: series {uid}, metric {name}: not storable ({exc}); "
+                                 f"values and limits must be finite numbers") from None
             if not math.isfinite(value):
                 continue
-            get = m.get if isinstance(m, Mapping) else (lambda k, default=None, _m=m: getattr(_m, k, default))
             rows.append((str(name), value, str(get("unit", "") or ""), str(get("status", "info") or "info"),
-                         get("criterion", None), json.dumps(get("limits", {}) or {}, allow_nan=False)))
+                         get("criterion", None), limits))
         with self._write(f"store series {uid}") as con:
             sid = self._scanner_id(con, skey, scanner, modality)
             row = con.execute("SELECT id FROM series WHERE uid = ?", (uid,)).fetchone()
@@ -490,9 +496,11 @@ class Store:
 
     @staticmethod
     def _scanner_id(con: sqlite3.Connection, key: str, scanner: Mapping[str, str], modality: str | None) -> int:
-        row = con.execute("SELECT id FROM scanners WHERE key = ?", (key,)).fetchone()
+        row = con.execute("SELECT id, manufacturer, model, station, serial, modality FROM scanners WHERE key = ?",
+                          (key,)).fetchone()
         if row is not None:
-            if any(scanner.values()):
+            same = tuple(row[1:5]) == tuple(scanner.get(k, "") for k in ("manufacturer", "model", "station", "serial"))
+            if any(scanner.values()) and not (same and (row[5] == modality or not modality)):
                 con.execute("UPDATE scanners SET manufacturer = ?, model = ?, station = ?, serial = ?, "
                             "modality = COALESCE(?, modality) WHERE id = ?",
                             (scanner.get("manufacturer", ""), scanner.get("model", ""), scanner.get("station", ""),

@@ -388,3 +388,22 @@ def test_full_disk_gives_a_clear_error_and_stores_nothing(tmp_path):
     assert _child(ADD_ONE, str(db), "5000").returncode == 0
     with Store(db) as st:
         assert st.counts()["results"] == before["results"] + 5000
+
+
+def test_bad_values_are_refused_whole_and_non_finite_ones_skipped(tmp_path):
+    with Store(tmp_path / "qa.db") as st:
+        bad = result(0)
+        bad["metrics"]["water_hu"]["limits"] = {"tolerance": [float("-inf"), 4.0]}
+        with pytest.raises(StoreError, match="metric water_hu: not storable"):
+            st.add_result(bad)
+        bad = result(0)
+        bad["metrics"]["noise_hu"]["value"] = "high"
+        with pytest.raises(StoreError, match="metric noise_hu"):
+            st.add_result(bad)
+        assert st.counts()["series"] == 0
+        odd = result(1)
+        odd["metrics"]["noise_hu"]["value"] = float("nan")
+        odd["acquired"] = dt.datetime(2026, 9, 2, 8, 0, 0)            # a datetime, not text
+        assert st.add_result(odd)
+        assert st.connection.execute("SELECT metric, day, acquired FROM results").fetchall() == \
+            [("water_hu", dt.date(2026, 9, 2).toordinal(), "2026-09-02T08:00:00")]
