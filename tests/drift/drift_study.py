@@ -1,6 +1,7 @@
 """Drift-detection study behind tests/drift/test_acceptance.py (not a test; run by hand).
 
     .venv/bin/python tests/drift/drift_study.py [N_HISTORIES]
+    .venv/bin/python tests/drift/drift_study.py --timing [N_SERIES]
 
 Prints detection, lead times and false-alarm rates of iqa.drift on simulated histories for the
 default SPC parameters and the variants examined (known parameters, limits, baseline length),
@@ -64,5 +65,32 @@ def main(n: int) -> None:
           f"alarm in the stable 30 d {fa:.1%}, median lead {np.median(leads):.0f} d")
 
 
+def timing(n: int) -> None:
+    """CPU and wall time of evaluate_batch over ``n`` series of 20-40 daily results (and of evaluate)."""
+    rng = np.random.default_rng(0)
+    lens = rng.integers(20, 41, n)
+    offsets = np.r_[0, np.cumsum(lens)]
+    dates = np.datetime64("2026-01-01") + np.concatenate(
+        [np.sort(rng.choice(60, k, replace=False)) for k in lens])
+    values = rng.normal(0.0, 1.0, offsets[-1])
+    tol = np.tile([-5.0, 5.0], (n, 1))
+    drift.evaluate_batch(offsets[:3], dates[:offsets[2]], values[:offsets[2]], tolerances=tol[:2])  # compile
+    for _ in range(3):
+        c, w = time.process_time(), time.perf_counter()
+        drift.evaluate_batch(offsets, dates, values, tolerances=tol, actions=1.4 * tol,
+                             today="2026-03-05", stale_after_days=14)
+        print(f"evaluate_batch: {n} series, {offsets[-1]} results: cpu {time.process_time() - c:.2f} s, "
+              f"wall {time.perf_counter() - w:.2f} s")
+    k = min(n, 5000)
+    c = time.process_time()
+    for i in range(k):
+        drift.evaluate(dates[offsets[i]:offsets[i + 1]], values[offsets[i]:offsets[i + 1]],
+                       tolerance=(-5, 5), action=(-7, 7), today="2026-03-05", stale_after_days=14)
+    print(f"evaluate (one call per series): {1e6 * (time.process_time() - c) / k:.0f} us cpu per series")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    if len(sys.argv) > 1 and sys.argv[1] == "--timing":
+        timing(int(sys.argv[2]) if len(sys.argv) > 2 else 50_000)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
