@@ -476,7 +476,9 @@ def _resolution(stack, spacing, centre, g: CatPhan604Geometry, bg: float):
     For each group the pixels inside it are projected onto the across-bar axis and a sinusoid of
     the group's period fitted by least squares — no interpolation, so tilted bars are measured
     beyond the pixel Nyquist frequency: CTF ≈ 2 a₁ / C (the fundamental of the square wave;
-    the 3rd harmonic is negligible near CTF = 0.1, Coltman 1954).  C comes from the 1 lp/cm
+    the 3rd harmonic is negligible near CTF = 0.1, Coltman 1954).  Patterns above the pixel
+    Nyquist frequency never count (they cannot show their own modulation, only an alias).
+    C comes from the 1 lp/cm
     group: the window mean over the whole group equals bg + C · (bar area / window area).
     """
     from scipy.ndimage import uniform_filter1d
@@ -539,7 +541,10 @@ def _resolution(stack, spacing, centre, g: CatPhan604Geometry, bg: float):
     contrast = float((np.mean(v) - bg) * window / (g.lp_bars * p / 2)) if v.size else c0
     groups = []
     resolved = 0.0
+    nyquist_lpcm = 10.0 / (2.0 * max(dy, dx))
     for k, f in enumerate(freqs):
+        if f > nyquist_lpcm:
+            break                   # above the pixel Nyquist frequency a pattern cannot show its own modulation
         period = 10.0 / f
         u, _, v = _group_pixels(img, spacing, centre, r_bar, th[pos[k]], 1.5 * period, 2.5)
         if v.size < 8:
