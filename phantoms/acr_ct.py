@@ -28,6 +28,7 @@ from iqa.errors import InputError, LocalizationError
 from iqa.kernels.roi import circle_stats
 from iqa.phantoms import _acr_ct_locate as loc
 from iqa.phantoms import _acr_ct_measure as meas
+from iqa.phantoms._ct import linearity, pooled
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -360,11 +361,6 @@ def _rotation_from_bars(image, centre, sp, search_deg: float = 8.0, step_deg: fl
     return float(rots[i])
 
 
-def _pooled(mean, sd):
-    """ACR pooling over slices: mean of means and sqrt(mean of variances) (docs/conventions.md)."""
-    return np.nanmean(mean, axis=0), np.sqrt(np.nanmean(sd ** 2, axis=0))
-
-
 def _module1(series, out, m: ModuleSlices, image, centre, rot) -> None:
     g = GEOMETRY
     sp = series.pixel_spacing_mm
@@ -372,14 +368,13 @@ def _module1(series, out, m: ModuleSlices, image, centre, rot) -> None:
     stack = series.volume[list(m.indices)]
     cents = [loc.point_px(centre, sp, i.angle_deg + rot, g.insert_distance_mm) for i in g.inserts]
     mean, sd, n = circle_stats(stack, cents, g.insert_roi_radius_mm / px)
-    mu, noise = _pooled(mean, sd)
+    mu, noise = pooled(mean, sd)
     measured = {}
     for ins, v in zip(g.inserts, mu):
         out.add(ins.metric, float(v), "HU")
         measured[ins.material] = float(v)
     nominal = np.array([i.nominal_hu for i in g.inserts])
     meas_v = np.array([measured[i.material] for i in g.inserts])
-    from iqa.phantoms._ct import linearity
     lin = linearity(meas_v, nominal)
     out.add("hu_linearity_slope", lin.slope, "1")
     out.add("hu_linearity_r2", lin.r2, "1")
@@ -461,7 +456,7 @@ def _module2(series, out, m: ModuleSlices, centre, rot) -> None:
     cents = [loc.point_px(centre, sp, a + rot, g.cnr_distance_mm) for a in (g.cnr_rod_angle_deg,
                                                                             g.cnr_background_angle_deg)]
     mean, sd, n = circle_stats(stack, cents, g.cnr_roi_radius_mm / px)
-    mu, noise = _pooled(mean, sd)
+    mu, noise = pooled(mean, sd)
     cnr = (mu[0] - mu[1]) / noise[1]
     out.add("cnr", float(cnr), "1")
     out.details["cnr"] = {"rod_hu": float(mu[0]), "background_hu": float(mu[1]), "background_sd_hu": float(noise[1])}
@@ -475,7 +470,7 @@ def _module3(series, out, m: ModuleSlices, centre, rot) -> None:
     stack = series.volume[list(m.indices)]
     cents = [centre] + [loc.point_px(centre, sp, a, g.uniformity_distance_mm) for a in g.uniformity_angles_deg]
     mean, sd, n = circle_stats(stack, cents, g.uniformity_roi_radius_mm / px)
-    mu, noise = _pooled(mean, sd)
+    mu, noise = pooled(mean, sd)
     out.add("water_hu", float(mu[0]), "HU")
     out.add("noise_hu", float(noise[0]), "HU")
     diffs = mu[1:] - mu[0]
