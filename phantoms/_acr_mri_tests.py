@@ -279,7 +279,9 @@ def slice_thickness(image: np.ndarray, spacing_mm: tuple[float, float], disk: Di
     The bar interior is split in an upper and a lower half (one ramp each, 10 % of the bar
     height kept clear of each plastic edge); each half is averaged across its rows into a
     profile along the bar, smoothed over ``smooth_mm``; ``a``, ``b`` are the FWHM (mm) about
-    the profile maximum at half-way between the plastic level (25th percentile) and the maximum.
+    the profile maximum at half-way between the no-signal level (the air background: the
+    plastic gives no signal, and the ramp's own profile wings belong to the slice profile) and
+    the maximum — the ACR procedure of windowing at half the ramp signal.
     """
     px = _pixel_mm(spacing_mm)
     r = disk.radius_px
@@ -298,7 +300,7 @@ def slice_thickness(image: np.ndarray, spacing_mm: tuple[float, float], disk: Di
         grid = rotated_sample(image, (frame.cy, frame.cx), frame.angle_rad, u, v)
         prof = np.nanmean(grid, axis=0)
         prof = np.convolve(np.where(np.isfinite(prof), prof, np.nanmedian(prof)), kernel, mode="same")
-        base = float(np.percentile(prof, 25))
+        base = disk.background
         peak = float(np.max(prof[k:-k])) if prof.size > 2 * k else float(np.max(prof))
         width, _, _ = fwhm(prof, base + 0.5 * (peak - base))
         widths.append(width * step * px)

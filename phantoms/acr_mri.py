@@ -70,8 +70,12 @@ def identify(series: Series) -> float:
             length = localizer_length(series.volume[0], series.pixel_spacing_mm, series.orientation)
         except LocalizationError:
             return 0.0
-        ok = abs(length.length_mm - tests.LENGTH_MM) < 15 and abs(length.width_mm - tests.DIAMETER_MM) < 15
-        return 0.85 if ok and length.rectangular else 0.0
+        # a side-on cylinder of the ACR phantom's own dimensions (148 x 190 mm) is specific evidence,
+        # stronger than "featureless object" (the flood pipeline caps itself at 0.9 for that case)
+        dl, dw = abs(length.length_mm - tests.LENGTH_MM), abs(length.width_mm - tests.DIAMETER_MM)
+        if not length.rectangular:
+            return 0.0
+        return 0.95 if dl < 6 and dw < 8 else 0.85 if dl < 15 and dw < 15 else 0.0
     disks = [loc.rough_disk(im) for im in series.volume[[0, -1]]]
     if any(d is None for d in disks):
         return 0.0

@@ -214,3 +214,15 @@ def test_real_duplicate_instances_reported_by_cli():
     res = CliRunner().invoke(cli, ["analyze", str(a), str(b), "--format", "json"])
     assert res.exit_code == 1
     assert "duplicate instances" in res.output + (res.stderr if res.stderr_bytes is not None else "")
+
+
+def test_analyze_paths_claims_both_series(fixture_dir):
+    """`iqa analyze DIR`: the axial series and the localizer (a plain 148 x 190 mm rectangle in the
+    fixture) are both recognised as the ACR phantom, not as a flood bottle."""
+    from iqa.analysis import analyze_paths
+    out = analyze_paths([fixture_dir("acr-mri-large", seed=0)])
+    assert not out.failures
+    by_n = {len(r.files): r for r in out.results}
+    assert {r.phantom for r in out.results} == {"acr-mri-large"}
+    assert set(by_n[1].metrics) == {"length_sag_mm", "geometry_max_error_mm"}
+    assert by_n[11].metrics["piu_percent"].status in ("pass", "warn", "fail")
