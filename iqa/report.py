@@ -39,8 +39,17 @@ STATUS_LABEL = {"out_of_tolerance": "out of tolerance", "alarm": "alarm", "stale
                 "insufficient": "baseline too short", "ok": "ok"}
 STATUS_COLOUR = {"out_of_tolerance": "#b00020", "alarm": "#d9480f", "stale": "#6c757d", "watch": "#e0a800",
                  "insufficient": "#6c757d", "ok": "#2b8a3e"}
-#: Rules shown as "watch" (amber) rather than alarm (red) in the charts.
-WATCH_RULES = ("we", "western")
+#: Rules drawn red (alarm); any other rule (Western Electric tests, and Shewhart points unless
+#: ``shewhart_alarm`` is set in spc.toml) is a "watch" signal, drawn amber.
+ALARM_RULES = ("ewma", "cusum", "tolerance", "action")
+
+
+def _red_rules() -> tuple[str, ...]:
+    try:
+        from iqa.drift import load_params
+        return ALARM_RULES + (("shewhart",) if load_params().shewhart_alarm else ())
+    except (ImportError, AttributeError):
+        return ALARM_RULES + ("shewhart",)
 
 # Chart geometry (px).
 WIDTH, HEIGHT = 760, 230
@@ -112,7 +121,8 @@ def _parse_day(value: Any) -> int | None:
         return None
 
 
-def chart_svg(t: dict[str, Any], days: np.ndarray, values: np.ndarray, *, title: str = "") -> str:
+def chart_svg(t: dict[str, Any], days: np.ndarray, values: np.ndarray, *, title: str = "",
+              red_rules: Sequence[str] = ALARM_RULES + ("shewhart",)) -> str:
     """One control chart as an inline ``<svg>`` string (all text escaped)."""
     status = t.get("status", "ok")
     base = t.get("baseline") or None
@@ -234,7 +244,7 @@ def chart_svg(t: dict[str, Any], days: np.ndarray, values: np.ndarray, *, title:
             continue
         i = index[d]
         rule = str(a.get("rule", ""))
-        colour = "#e0a800" if rule.lower().startswith(WATCH_RULES) else "#e03131"
+        colour = "#e03131" if rule.lower() in red_rules else "#e0a800"
         out.append(f'<circle class="alarm" cx="{float(xs[i]):.1f}" cy="{float(yv[i]):.1f}" r="6" fill="none" '
                    f'stroke="{colour}" stroke-width="2"><title>{e(a.get("date"))} {e(rule)}: '
                    f'{e(a.get("detail", ""))}</title></circle>')
@@ -273,6 +283,7 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
     from iqa._version import __version__
 
     generated = generated or dt.datetime.now(dt.timezone.utc)
+    red = _red_rules()
     by_scanner: dict[str, list] = defaultdict(list)
     for t in trends:
         by_scanner[t.scanner].append(t)
@@ -349,7 +360,7 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
                        f'<div class="meta">{" &middot; ".join(facts)}</div>')
             for w in d.get("warnings") or ():
                 out.append(f'<div class="meta muted">{e(w)}</div>')
-            out.append(chart_svg(d, t.days, t.values, title=title))
+            out.append(chart_svg(d, t.days, t.values, title=title, red_rules=red))
         out.append("</section>")
     if not keys:
         out.append('<p class="muted">The store holds no results yet.</p>')

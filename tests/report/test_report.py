@@ -88,6 +88,8 @@ def test_chart_geometry_matches_the_data():
     # alarms ring the points of their dates (10-20 is day 49)
     cx = attr_float(svg, "alarm", "cx")
     assert cx[0] == pytest.approx(pts[49][0], abs=0.05) and cx[1] == pytest.approx(pts[50][0], abs=0.05)
+    rings = [a["stroke"] for t, a in tags if a.get("class") == "alarm"]
+    assert rings == ["#e03131", "#e0a800"]                      # ewma an alarm (red), we2 a watch (amber)
     assert TOP <= min(p[1] for p in pts) and max(p[1] for p in pts) <= HEIGHT - BOTTOM
 
 
