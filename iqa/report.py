@@ -354,7 +354,7 @@ def render(trends: Sequence, scanners: Sequence[dict[str, Any]], *, today: dt.da
                 facts.append(f"forecast: limit {e(_fmt(fc.get('limit')))} reached {e(fc.get('breach_date'))}")
             if d.get("alarms"):
                 a = d["alarms"][-1]
-                facts.append(f"{len(d['alarms'])} alarm(s), latest {e(a.get('date'))} {e(a.get('rule'))}")
+                facts.append(f"{len(d['alarms'])} signal(s), latest {e(a.get('date'))} {e(a.get('rule'))}")
             out.append(f'<h3 id="c{k_i}-{t_i}">{e(t.metric)}{e(unit)} <span class="muted">{e(t.phantom)} &middot; '
                        f'{e(t.protocol)}</span> {_badge(d.get("status", "ok"))}</h3>'
                        f'<div class="meta">{" &middot; ".join(facts)}</div>')
