@@ -308,11 +308,16 @@ def locate(series, g: CatPhan604Geometry = GEOMETRY) -> tuple[Located, Signature
     sig = _signatures(vol, spacing)
     z = np.asarray(series.positions_mm, dtype=np.float64)
     sens = np.flatnonzero(sig.labels == LABEL_SENSITOMETRY)
+    present = np.flatnonzero(sig.present)
+    if sens.size == 0 and present.size:
+        # a phantom cut by the field of view hides its inserts: say so rather than "not a CatPhan"
+        i = int(present[present.size // 2])
+        _ct.find_body(vol[i], spacing_mm=spacing, where=f"{where}: slice {i + 1}")
     if sens.size == 0:
         raise LocalizationError(f"{where}: no CatPhan sensitometry (CTP732) slice found: no slice shows the air "
                                 f"and dense inserts on the 58.7 mm ring; is this a CatPhan 604?")
     mid = int(sens[len(sens) // 2])
-    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}, slice {mid + 1}")
+    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}: slice {mid + 1}")
     centre = body.centre_yx_px
     bg = float(sig.median_hu[mid])
     # rotation: the air insert picks the 90-degree branch, the holes give the precise value

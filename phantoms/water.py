@@ -159,7 +159,10 @@ def analyze(series) -> PhantomAnalysis:
     nz = vol.shape[0]
     mid = nz // 2
 
-    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}, slice {mid + 1}")
+    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}: slice {mid + 1}")
+    if _uniform_disk_score(vol[mid], spacing) < 0.5:
+        raise LocalizationError(f"{where}: slice {mid + 1}: not a uniform water cylinder (inserts, bars or a "
+                                f"non-water body found); analyse it with --phantom auto or the phantom's own name")
     water0 = float(np.median(_ct.roi_stats_mm(vol[mid], spacing_mm=spacing,
                                               centres_yx_px=[body.centre_yx_px],
                                               radius_mm=0.3 * body.radius_mm).mean_hu))

@@ -144,6 +144,14 @@ def test_partial_series_reports_missing_modules(small_catphan):
     assert any("CTP729" in w and "not covered" in w for w in a.warnings)
 
 
+def test_phantom_cut_by_the_field_of_view(fixture_dir):
+    from iqa.phantoms import catphan604
+    path = fixture_dir("catphan-604", seed=12, pixel_mm=0.8, matrix=300, n_slices=12, slice_spacing_mm=5.0,
+                       offset_x_mm=95.0)
+    with pytest.raises(LocalizationError, match="field of view"):
+        catphan604.analyze(_series(path))
+
+
 def test_no_sensitometry_is_a_localization_error(small_catphan):
     from iqa.phantoms import catphan604
     s = _series(small_catphan)

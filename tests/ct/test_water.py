@@ -120,6 +120,13 @@ def test_phantom_half_outside_is_a_localization_error(fixture_dir):
         water.analyze(_series(path))
 
 
+def test_other_phantom_forced_as_water_is_a_localization_error(fixture_dir):
+    from iqa.phantoms import water
+    cat = fixture_dir("catphan-604", seed=1, pixel_mm=0.8, matrix=320, n_slices=24, slice_spacing_mm=7.0)
+    with pytest.raises(LocalizationError, match="not a uniform water cylinder"):
+        water.analyze(_series(cat))
+
+
 def test_uniform_block_without_air_is_a_localization_error(small_water):
     from iqa.phantoms import water
     s = _series(small_water)
