@@ -94,6 +94,11 @@ def test_identify_water(small_water):
     assert water.identify(_series(small_water)) >= 0.8
 
 
+def test_auto_identification_picks_water(small_water):
+    from iqa.analysis import identify
+    assert identify(_series(small_water)) == "water"
+
+
 def test_identify_rejects_other_ct_phantoms(fixture_dir):
     from iqa.phantoms import water
     cat = fixture_dir("catphan-604", seed=1, pixel_mm=0.8, matrix=320, n_slices=24, slice_spacing_mm=7.0)
