@@ -248,3 +248,19 @@ def test_loader_never_sorts_by_instance_number():
     inst = [pydicom.dcmread(f, stop_before_pixels=True).InstanceNumber for f in s.files]
     assert sorted(inst) == list(inst) or sorted(inst) == list(reversed(inst))
     assert os.path.basename(s.files[-1]) == "2.dcm" or inst[-1] == 11
+
+
+def test_dicomdir_is_passed_over_and_files_found_by_content(tmp_path):
+    """A DICOMDIR beside the images (written by pydicom's FileSet) is skipped with a reason."""
+    from pydicom.fileset import FileSet
+    src = tmp_path / "src"
+    paths = _write(src, "shuffled")
+    fs = FileSet()
+    for p in paths:
+        fs.add(pydicom.dcmread(p))
+    fs.write(tmp_path / "media")
+    out, _ = dicom.scan([tmp_path / "media"])
+    assert out.failures == []
+    assert [Path(s.path).name for s in out.skipped] == ["DICOMDIR"]
+    s = dicom.load_series(tmp_path / "media")
+    np.testing.assert_array_equal(s.volume[:, 0, 0], 100.0 * np.arange(6))   # extension-less files, by content
