@@ -238,73 +238,125 @@ def _disk_kernel_ft(radius_px: float, shape: tuple[int, int]) -> tuple[np.ndarra
     return out, float(inside.sum())
 
 
-def lcd_slice(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, *, factor: int = 2,
-              t_detect: float = T_DETECT) -> tuple[int, float, np.ndarray]:
-    """Spokes counted on one low-contrast slice: (count, pattern rotation in degrees, t-values (10, 3))."""
-    px = math.sqrt(spacing_mm[0] * spacing_mm[1])
-    ring = ring_feature(image, disk)
-    cy, cx = (ring.cy, ring.cx) if ring.coverage >= 0.9 else (disk.cy, disk.cx)
-    half = int(math.ceil((max(LCD_RADII_MM) + 6.0) / px))
-    n = next_fast_len(2 * half + 1, real=True)
-    half = n // 2
-    y0, x0 = int(round(cy)) - half, int(round(cx)) - half
-    up = upsample(image, y0, x0, n, n, factor)
-    upx = px / factor
-    ucy, ucx = (cy - y0) * factor, (cx - x0) * factor
-    inner = np.asarray(image, dtype=np.float64)[int(round(cy)) - int(30 / px):int(round(cy)) + int(30 / px),
-                                                 int(round(cx)) - int(30 / px):int(round(cx)) + int(30 / px)]
-    signal = float(np.median(inner))
-    sigma = max(_noise_sd(inner), NOISE_FLOOR_FRACTION * abs(signal))
-    spec = rfft2(up)
-    tmaps = []
-    for dmm in LCD_DIAMETERS_MM:
-        (kd, nd), (ki, ni), (ko, no) = (_disk_kernel_ft(rk / upx, up.shape)
-                                        for rk in (dmm / 2, dmm / 2 + LCD_ANNULUS_MM[0], dmm / 2 + LCD_ANNULUS_MM[1]))
-        sd = irfft2(spec * kd, s=up.shape)
-        sa = irfft2(spec * (ko - ki), s=up.shape)
-        md, ma = sd / nd, sa / (no - ni)
-        # standard error in original pixels: each original pixel spans factor² upsampled ones
-        se = sigma * math.sqrt(factor * factor / nd + factor * factor / (no - ni))
-        tmaps.append((md - ma) / se)
-    tmaps = np.stack(tmaps)
-    rad = np.array(LCD_RADII_MM)[None, None, :] / upx
-    kidx = np.broadcast_to(np.arange(10)[None, :, None], (1, 10, 3)).astype(float)
+class _LcdSlice:
+    """t-value maps of one low-contrast slice and the template sampler (see module docstring)."""
 
-    def tvals(phis):
+    def __init__(self, image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, factor: int = 2):
+        px = math.sqrt(spacing_mm[0] * spacing_mm[1])
+        ring = ring_feature(image, disk)
+        cy, cx = (ring.cy, ring.cx) if ring.coverage >= 0.9 else (disk.cy, disk.cx)
+        half = int(math.ceil((max(LCD_RADII_MM) + 6.0) / px))
+        n = next_fast_len(2 * half + 1, real=True)
+        half = n // 2
+        y0, x0 = int(round(cy)) - half, int(round(cx)) - half
+        up = upsample(image, y0, x0, n, n, factor)
+        upx = px / factor
+        self.upx = upx
+        self.ucy, self.ucx = (cy - y0) * factor, (cx - x0) * factor
+        r30 = int(30 / px)
+        inner = np.asarray(image, dtype=np.float64)[int(round(cy)) - r30:int(round(cy)) + r30,
+                                                     int(round(cx)) - r30:int(round(cx)) + r30]
+        signal = float(np.median(inner))
+        sigma = max(_noise_sd(inner), NOISE_FLOOR_FRACTION * abs(signal))
+        spec = rfft2(up)
+        tmaps = []
+        for dmm in LCD_DIAMETERS_MM:
+            (kd, nd), (ki, ni), (ko, no) = (_disk_kernel_ft(rk / upx, up.shape)
+                                            for rk in (dmm / 2, dmm / 2 + LCD_ANNULUS_MM[0],
+                                                       dmm / 2 + LCD_ANNULUS_MM[1]))
+            sd = irfft2(spec * kd, s=up.shape)
+            sa = irfft2(spec * (ko - ki), s=up.shape)
+            md, ma = sd / nd, sa / (no - ni)
+            # standard error in original pixels: each original pixel spans factor² upsampled ones
+            se = sigma * math.sqrt(factor * factor / nd + factor * factor / (no - ni))
+            tmaps.append((md - ma) / se)
+        self.tmaps = np.stack(tmaps)
+        self.rad = np.array(LCD_RADII_MM)[None, None, :] / upx
+        self.kidx = np.broadcast_to(np.arange(10)[None, :, None], (1, 10, 3)).astype(float)
+
+    def tvals(self, phis, sense: float, dy: float = 0.0, dx: float = 0.0) -> np.ndarray:
+        """t-values (phi, spoke, disk) with spoke 1 at angle phi and spokes every 36° (sense ±1),
+        the pattern centre shifted by (dy, dx) upsampled pixels from the ring centre."""
         phis = np.atleast_1d(np.asarray(phis, dtype=float))
-        ang = np.radians(phis[:, None, None] + LCD_SPOKE_STEP_DEG * np.arange(10)[None, :, None])
-        yy = ucy - rad * np.sin(ang)
-        xx = ucx + rad * np.cos(ang)
-        kk = np.broadcast_to(kidx, yy.shape)
-        return ndimage.map_coordinates(tmaps, [kk.ravel(), yy.ravel(), xx.ravel()], order=1, mode="nearest",
-                                       prefilter=False).reshape(yy.shape)       # (phi, spoke, disk)
+        ang = np.radians(phis[:, None, None] + sense * LCD_SPOKE_STEP_DEG * np.arange(10)[None, :, None])
+        yy = self.ucy + dy - self.rad * np.sin(ang)
+        xx = self.ucx + dx + self.rad * np.cos(ang)
+        kk = np.broadcast_to(self.kidx, yy.shape)
+        return ndimage.map_coordinates(self.tmaps, [kk.ravel(), yy.ravel(), xx.ravel()], order=1, mode="nearest",
+                                       prefilter=False).reshape(yy.shape)
 
-    # weight spokes by disk diameter so that the pattern cannot slip by whole spokes (a 10-fold
-    # near-symmetry): the big-disk end of the template must land on the big disks
-    weight = np.array(LCD_DIAMETERS_MM)[None, :, None] / LCD_DIAMETERS_MM[0]
+    def score(self, phis, sense: float) -> np.ndarray:
+        # spokes weighted by disk diameter so that the pattern cannot slip by whole spokes (a
+        # 10-fold near-symmetry): the big-disk end of the template must land on the big disks
+        weight = np.array(LCD_DIAMETERS_MM)[None, :, None] / LCD_DIAMETERS_MM[0]
+        return (np.clip(self.tvals(phis, sense), -3, None) * weight).sum(axis=(1, 2))
 
-    def score(phis):
-        return (np.clip(tvals(phis), -3, None) * weight).sum(axis=(1, 2))
 
-    coarse = np.arange(0.0, 360.0, 2.0)
-    best = coarse[int(np.argmax(score(coarse)))]
-    fine = np.arange(best - 2.0, best + 2.0 + 1e-9, 0.25)
-    best = float(fine[int(np.argmax(score(fine)))])
-    t = tvals(best)[0]
+def _count(t: np.ndarray, t_detect: float) -> int:
     count = 0
     for k in range(10):
         if np.all(t[k] >= t_detect):
             count += 1
         else:
             break
-    return count, best % 360.0, t
+    return count
 
 
-def lcd_spokes(images: list[np.ndarray], spacing_mm: tuple[float, float], disks: list[Disk]) -> Lcd:
-    """Total spokes over slices 8-11 (see module docstring)."""
+def lcd_spokes(images: list[np.ndarray], spacing_mm: tuple[float, float], disks: list[Disk], *,
+               t_detect: float = T_DETECT, max_step_deg: float = 15.0) -> Lcd:
+    """Total spokes over slices 8-11 (see module docstring).
+
+    The four disk patterns are fitted jointly: spoke 1 of slice 8+k at ``phi + k·step``, with a
+    common sense (clockwise or mirrored) and a constant step between slices (0 in the fixtures;
+    about −10° in the real phantom, whose disks are turned from slice to slice), searched over
+    ``|step| <= max_step_deg``.  One shared fit keeps a slice with few visible spokes from
+    locking onto noise.
+    """
+    slices = [_LcdSlice(im, spacing_mm, d) for im, d in zip(images, disks)]
+    grid = np.arange(0.0, 360.0, 1.0)
+    steps = np.arange(-max_step_deg, max_step_deg + 1e-9, 1.0)
+    best = (-math.inf, 0.0, 0.0, 1.0)
+    for sense in (1.0, -1.0):
+        tables = np.stack([sl.score(grid, sense) for sl in slices])          # (slice, phi)
+        for step in steps:
+            idx = (np.arange(360)[None, :] + np.round(step * np.arange(len(slices)))[:, None].astype(int)) % 360
+            total = np.take_along_axis(tables, idx, axis=1).sum(axis=0)
+            i = int(np.argmax(total))
+            if total[i] > best[0]:
+                best = (float(total[i]), float(grid[i]), float(step), sense)
+    _, phi, step, sense = best
+    # refine each slice locally around the joint fit: angle ±1.5° and the pattern centre ±1 mm
+    # (the disk pattern need not be concentric with the ring to a pixel, and a small error
+    # displaces the outer 1.5 mm disks by more than their radius); here every disk counts
+    # alike, capped, so that the small disks steer the fit
     counts, rots = [], []
-    for im, d in zip(images, disks):
-        c, rot, _ = lcd_slice(im, spacing_mm, d)
-        counts.append(c)
-        rots.append(rot)
+    for k, sl in enumerate(slices):
+        fine = phi + step * k + np.arange(-1.5, 1.5 + 1e-9, 0.25)
+        shifts = np.arange(-1.0, 1.0 + 1e-9, 0.25) / sl.upx
+        best_k = (-math.inf, 0.0, 0.0, 0.0)
+        for dy in shifts:
+            for dx in shifts:
+                sc = np.clip(sl.tvals(fine, sense, dy, dx), -3, 8).sum(axis=(1, 2))
+                i = int(np.argmax(sc))
+                if sc[i] > best_k[0]:
+                    best_k = (float(sc[i]), float(fine[i]), dy, dx)
+        _, a, dy, dx = best_k
+        counts.append(_count(sl.tvals(a, sense, dy, dx)[0], t_detect))
+        rots.append(a % 360.0)
     return Lcd(int(sum(counts)), tuple(counts), [], tuple(rots))
+
+
+def lcd_slice(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, *,
+              t_detect: float = T_DETECT) -> tuple[int, float, np.ndarray]:
+    """One slice on its own: (count, rotation of spoke 1 in degrees, t-values (10, 3))."""
+    sl = _LcdSlice(image, spacing_mm, disk)
+    fits = []
+    for sense in (1.0, -1.0):
+        grid = np.arange(0.0, 360.0, 1.0)
+        sc = sl.score(grid, sense)
+        fine = grid[int(np.argmax(sc))] + np.arange(-1.5, 1.5 + 1e-9, 0.25)
+        sf = sl.score(fine, sense)
+        fits.append((float(sf.max()), float(fine[int(np.argmax(sf))]), sense))
+    _, a, sense = max(fits)
+    t = sl.tvals(a, sense)[0]
+    return _count(t, t_detect), a % 360.0, t

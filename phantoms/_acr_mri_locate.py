@@ -192,7 +192,7 @@ class Ring:
 
 
 def ring_feature(image: np.ndarray, disk: Disk) -> Ring:
-    """Fit a circle to the dark pixels within 0.75 R of the centre and say how complete it is.
+    """Fit a circle to the dark pixels 0.35-0.6 R from the centre and say how complete it is.
 
     Slices 8-11 hold the low-contrast disk inside a dark plastic ring (radius ≈ 0.45 R, not
     always concentric with the phantom): the dark pixels lie on one circle all round
@@ -205,7 +205,10 @@ def ring_feature(image: np.ndarray, disk: Disk) -> Ring:
     x0, x1 = max(int(disk.cx - 0.75 * r), 0), min(int(disk.cx + 0.75 * r) + 1, nx)
     sub = image[y0:y1, x0:x1]
     yy, xx = np.mgrid[y0:y1, x0:x1]
-    inside = (yy - disk.cy) ** 2 + (xx - disk.cx) ** 2 < (0.75 * r) ** 2
+    d2 = (yy - disk.cy) ** 2 + (xx - disk.cx) ** 2
+    # the ring sits at ~0.5 R; the annulus 0.35-0.6 R keeps out the wedge bars (from 0.6 R
+    # outwards on slice 11) and the central structures of other slices
+    inside = (d2 > (0.35 * r) ** 2) & (d2 < (0.6 * r) ** 2)
     thr = disk.background + 0.5 * (disk.signal - disk.background)
     dark = inside & (sub < thr)
     py, px = yy[dark].astype(float), xx[dark].astype(float)
