@@ -90,27 +90,32 @@ def _fit_rect_gauss(u, p, fwhm0, peak0, px):
     amp0 = float(np.percentile(p, 95))
     inv_sqrt_2pi = 1.0 / math.sqrt(2 * math.pi)
 
+    # unconstrained Levenberg-Marquardt (MINPACK) on W = r², s = exp(l): positive by construction
+    def parts(q):
+        a, c, r, lg, b = q
+        w, s = r * r, math.exp(lg)
+        z1, z2 = (u - c + w / 2) / s, (u - c - w / 2) / s
+        return a, r, w, s, z1, z2
+
     def resid(q):
-        a, c, w, s, b = q
-        return a * (ndtr((u - c + w / 2) / s) - ndtr((u - c - w / 2) / s)) + b - p
+        a, r, w, s, z1, z2 = parts(q)
+        return a * (ndtr(z1) - ndtr(z2)) + q[4] - p
 
     def jac(q):
-        a, c, w, s, b = q
-        z1, z2 = (u - c + w / 2) / s, (u - c - w / 2) / s
+        a, r, w, s, z1, z2 = parts(q)
         g1, g2 = np.exp(-0.5 * z1 * z1) * inv_sqrt_2pi, np.exp(-0.5 * z2 * z2) * inv_sqrt_2pi
-        return np.column_stack([ndtr(z1) - ndtr(z2), -a / s * (g1 - g2), a / (2 * s) * (g1 + g2),
-                                -a / s * (g1 * z1 - g2 * z2), np.ones_like(u)])
+        return np.column_stack([ndtr(z1) - ndtr(z2), -a / s * (g1 - g2), a / (2 * s) * (g1 + g2) * 2 * r,
+                                -a * (g1 * z1 - g2 * z2), np.ones_like(u)])
 
-    q0 = [amp0, peak0, 0.8 * fwhm0, max(0.2 * fwhm0, px / 2), 0.0]
-    lo = [0.0, peak0 - fwhm0, 0.0, px / 20, -np.inf]
-    hi = [np.inf, peak0 + fwhm0, 3 * fwhm0, 2 * fwhm0, np.inf]
+    q0 = [amp0, peak0, math.sqrt(0.8 * fwhm0), math.log(max(0.2 * fwhm0, px / 2)), 0.0]
     try:
-        r = least_squares(resid, q0, jac=jac, bounds=(lo, hi), x_scale="jac", method="trf")
+        r = least_squares(resid, q0, jac=jac, method="lm", x_scale="jac", max_nfev=200)
     except ValueError:
         return math.nan, math.nan, math.nan
-    if not r.success:
+    w, sd, c = float(r.x[2] ** 2), float(math.exp(r.x[3])), float(r.x[1])
+    if not (r.status > 0 and abs(c - peak0) <= fwhm0 and w <= 3 * fwhm0 and sd <= 2 * fwhm0):
         return math.nan, math.nan, math.nan
-    return float(r.x[2]), float(r.x[3]), float(r.x[1])
+    return w, sd, c
 
 
 def rect_gauss_fwhm(width: float, sigma: float) -> float:
