@@ -393,8 +393,12 @@ def _mtf(series, out, stack, centre, rot) -> None:
     ins = next(i for i in g.inserts if i.material == MTF_INSERT)
     guess = out.details.get("insert_centres_px", {}).get(MTF_INSERT)
     c = (guess["y"], guess["x"]) if guess else loc.point_px(centre, sp, ins.angle_deg + rot, g.insert_distance_mm)
-    res = _ct.mtf_circular_edge(stack, spacing_mm=sp, centre_yx_px=c, radius_mm=g.insert_radius_mm,
-                                where=series.where)
+    try:
+        res = _ct.mtf_circular_edge(stack, spacing_mm=sp, centre_yx_px=c, radius_mm=g.insert_radius_mm,
+                                    where=series.where)
+    except LocalizationError as exc:          # the other module-1 metrics still stand
+        out.warnings.append(f"mtf50_lpcm, mtf10_lpcm: not measured ({exc})")
+        return
     out.details["mtf_edge_centre_px"] = {"x": float(res.centre_yx_px[:, 1].mean()),
                                          "y": float(res.centre_yx_px[:, 0].mean())}
     out.add("mtf50_lpcm", res.mtf50_lpcm, "lp/cm")
@@ -479,14 +483,30 @@ def _module3(series, out, m: ModuleSlices, centre, rot) -> None:
                                  "peripheral_hu": dict(zip(("12", "3", "6", "9"), map(float, mu[1:])))}
     nps_centres = [centre] + [loc.point_px(centre, sp, a, g.nps_distance_mm) for a in g.nps_angles_deg]
     nps_idx = sorted(range(len(m.indices)), key=lambda j: abs(series.positions_mm[m.indices[j]] - m.z_centre_mm))
-    nps = _ct.nps_from_rois(stack[sorted(nps_idx[:MAX_NPS_SLICES])], spacing_mm=sp, centres_yx_px=nps_centres, size_mm=g.nps_roi_mm,
-                            where=series.where)
+    try:
+        nps = _ct.nps_from_rois(stack[sorted(nps_idx[:MAX_NPS_SLICES])], spacing_mm=sp, centres_yx_px=nps_centres,
+                                size_mm=g.nps_roi_mm, where=series.where)
+    except LocalizationError as exc:          # uniformity, noise and BBs still stand
+        out.warnings.append(f"nps_peak_lpcm, nps_mean_lpcm: not measured ({exc})")
+        nps = None
+    if nps is not None:
+        _add_nps(out, nps)
+    _bbs(series, out, m, stack, centre, rot, float(mu[0]))
+
+
+def _add_nps(out, nps) -> None:
     out.add("nps_peak_lpcm", _nps_peak(nps.f_lpcm, nps.nps, nps.nps_peak_lpcm), "lp/cm")
     out.add("nps_mean_lpcm", nps.nps_mean_lpcm, "lp/cm")
     out.details["nps_integral_hu2"] = nps.integral_hu2
     out.details["nps_variance_hu2"] = nps.variance_hu2
     out.curves["nps"] = {"f_lpcm": list(map(float, nps.f_lpcm)), "nps_hu2mm2": list(map(float, nps.nps))}
-    bbs = meas.find_bbs(stack, sp, centre, rot, distance_mm=g.bb_distance_mm, background_hu=float(mu[0]))
+
+
+def _bbs(series, out, m: ModuleSlices, stack, centre, rot, background_hu: float) -> None:
+    """distance_error_mm = measured BB separation − 100 mm (docs/conventions.md, module 3)."""
+    g = GEOMETRY
+    sp = series.pixel_spacing_mm
+    bbs = meas.find_bbs(stack, sp, centre, rot, distance_mm=g.bb_distance_mm, background_hu=background_hu)
     if bbs is None:
         out.warnings.append("distance_error_mm: the two BBs of module 3 were not found")
     else:
