@@ -333,14 +333,10 @@ def lcd_spokes(images: list[np.ndarray], spacing_mm: tuple[float, float], disks:
     for k, sl in enumerate(slices):
         fine = phi + step * k + np.arange(-1.5, 1.5 + 1e-9, 0.25)
         shifts = np.arange(-1.0, 1.0 + 1e-9, 0.25) / sl.upx
-        best_k = (-math.inf, 0.0, 0.0, 0.0)
-        for dy in shifts:
-            for dx in shifts:
-                sc = np.clip(sl.tvals(fine, sense, dy, dx), -3, 8).sum(axis=(1, 2))
-                i = int(np.argmax(sc))
-                if sc[i] > best_k[0]:
-                    best_k = (float(sc[i]), float(fine[i]), dy, dx)
-        _, a, dy, dx = best_k
+        fa, sy, sx = (g.ravel() for g in np.meshgrid(fine, shifts, shifts, indexing="ij"))
+        sc = np.clip(sl.tvals(fa, sense, sy[:, None, None], sx[:, None, None]), -3, 8).sum(axis=(1, 2))
+        i = int(np.argmax(sc))
+        a, dy, dx = float(fa[i]), float(sy[i]), float(sx[i])
         counts.append(_count(sl.tvals(a, sense, dy, dx)[0], t_detect))
         rots.append(a % 360.0)
     return Lcd(int(sum(counts)), tuple(counts), [], tuple(rots))

@@ -319,9 +319,10 @@ class Position:
 def slice_position(image: np.ndarray, spacing_mm: tuple[float, float], disk: Disk, angle_rad: float) -> Position:
     """Signed bar length difference of the wedge pair at 12 o'clock (ACR 2018 §4), mm.
 
-    The pair is found on a row 12 % of R below the top wall: two dark runs either side of
-    ``u = 0`` (bars with a gap), or one run across it, split in halves (touching bars); each bar's end is the first rising half-level crossing (plastic → water) of the
-    profile down its middle half.  The sign is right bar minus left bar (image right/left),
+    The pair is found on a row 12 % of R below the top wall: one dark run across ``u = 0``
+    (touching bars) split in halves, or else the nearest dark runs either side of it (bars
+    with a gap).  Each bar's end is the first rising half-level crossing (plastic → water) of
+    the profile down its middle half.  The sign is right bar minus left bar (image right/left),
     the convention of the iqa fixtures' truth; the ACR criterion uses the magnitude.
     """
     px = _pixel_mm(spacing_mm)
@@ -349,7 +350,7 @@ def slice_position(image: np.ndarray, spacing_mm: tuple[float, float], disk: Dis
     left_runs = [rn for rn in runs if 0.5 * (rn[0] + rn[1]) < 0]
     right_runs = [rn for rn in runs if 0.5 * (rn[0] + rn[1]) >= 0]
     both = [rn for rn in runs if rn[0] < 0 < rn[1]]
-    if both and (not left_runs or not right_runs or both[0] in left_runs + right_runs):
+    if both:
         # the two bars touch: one dark run, split at its middle
         a, b = both[0]
         w = b - a
