@@ -36,10 +36,17 @@ def demo(output_dir, days, scanners, workers, seed) -> None:
     flagged = out.alarmed
     click.echo(f"{len(out.trends)} trend series; {len(flagged)} flagged:")
     for t in flagged:
-        first = t["alarms"][0] if t.get("alarms") else {}
+        alarms = t.get("alarms") or []
+        first = {rule: next((a["date"] for a in alarms if a["rule"] in rules), None)
+                 for rule, rules in (("drift", ("ewma", "cusum")), ("limit", ("tolerance", "action")))}
+        parts = [t["status"]]
+        if first["drift"]:
+            parts.append(f"EWMA/CUSUM alarm {first['drift']}")
+        if first["limit"]:
+            parts.append(f"outside tolerance {first['limit']}")
         fc = t.get("forecast") or {}
-        extra = f", tolerance breach forecast {fc['breach_date']}" if fc.get("breach_date") else ""
-        since = f" since {first['date']} ({first['rule']})" if first else ""
-        click.echo(f"  {t['scanner']:<24} {t['metric']:<16} {t['status']}{since}{extra}")
+        if fc.get("breach_date") and not first["limit"]:
+            parts.append(f"breach forecast {fc['breach_date']}")
+        click.echo(f"  {t['scanner']:<16} {t['metric']:<17} " + "; ".join(parts))
     click.echo(f"store:  {out.store}")
     click.echo(f"report: {out.report.resolve()}")
