@@ -141,6 +141,12 @@ def _add_pair_metrics(first: Result, second: Result, a: Series, b: Series, crite
         first.warnings.append(f"pairing with {second.series_uid} failed: {exc}")
         second.warnings.append(f"pairing with {first.series_uid} failed: {exc}")
         return
+    except Exception as exc:  # noqa: BLE001 - last resort: a pairing bug must not lose both results
+        log.debug("internal error while pairing %s with %s", first.series_uid, second.series_uid, exc_info=True)
+        note = f"internal error while pairing: {type(exc).__name__}: {exc} (please report)"
+        first.warnings.append(f"pairing with {second.series_uid} failed: {note}")
+        second.warnings.append(f"pairing with {first.series_uid} failed: {note}")
+        return
     for r in (first, second):
         for name, m in extra.items():
             j = criteria.judge(r.phantom, name, m.value, r.protocol)
@@ -166,10 +172,17 @@ def analyze_group(items: Iterable[Series | FileFailure], *, phantom: str = "auto
         if isinstance(item, FileFailure):
             yield item
             continue
+        target = phantom
         try:
-            result = analyze_series(item, phantom=phantom, criteria=criteria)
+            target = canonical(phantom)
+            if target == "auto":
+                target = identify(item)
+            result = analyze_series(item, phantom=target, criteria=criteria)
         except IqaError as exc:
             yield _as_failure(item, exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - last resort: one buggy pipeline never stops a batch
+            yield _internal_failure(item, target, exc)
             continue
         if not _pairable(result):
             yield result
@@ -204,6 +217,14 @@ def _as_failure(series: Series, exc: Exception) -> FileFailure:
     elif msg.startswith(series.where + ": "):
         msg = msg[len(series.where) + 2:]
     return FileFailure(first, msg)
+
+
+def _internal_failure(series: Series, phantom: str, exc: Exception) -> FileFailure:
+    """A pipeline bug (not an :class:`IqaError`) as a one-line failure; the traceback goes to DEBUG."""
+    stage = "identifying the phantom" if phantom == "auto" else f"analysing as {phantom}"
+    log.debug("internal error while %s: %s", stage, series.where, exc_info=True)
+    first = series.files[0] if series.files else series.uid
+    return FileFailure(first, f"internal error while {stage}: {type(exc).__name__}: {exc} (please report)")
 
 
 def analyze_paths(paths: Iterable[str | os.PathLike], *, phantom: str = "auto",
