@@ -71,7 +71,8 @@ def slice_signatures(volume: np.ndarray, spacing_yx_mm: tuple[float, float], *,
     Labels follow the ACR CT 464 module contents (docs/conventions.md).
     """
     dy, dx = spacing_yx_mm
-    s = max(1, int(round(step_mm / min(dy, dx))))
+    # at most the matrix size, so even a field of view far below step_mm keeps one sample per slice
+    s = max(1, min(int(round(min(step_mm / min(dy, dx), 1e9))), *volume.shape[1:]))
     sub = volume[:, s // 2::s, s // 2::s]
     nz, h, w = sub.shape
     sy, sx = dy * s, dx * s
