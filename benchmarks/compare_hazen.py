@@ -121,8 +121,11 @@ def iqa_values(folder: Path) -> tuple[dict, list[str], float]:
             (sorted(times)[2], sorted(cpu)[2]))
 
 
-def table(name: str, ours: dict, theirs: dict) -> list[str]:
-    rows = [f"### {name}", "", "| metric | iqa | hazen 2.0.0 | diff |", "|---|---:|---:|---:|"]
+def table(name: str, ours: dict, theirs: dict, truth: dict | None = None) -> list[str]:
+    if truth:
+        rows = [f"### {name}", "", "| metric | truth | iqa | hazen 2.0.0 | diff |", "|---|---:|---:|---:|---:|"]
+    else:
+        rows = [f"### {name}", "", "| metric | iqa | hazen 2.0.0 | diff |", "|---|---:|---:|---:|"]
     for metric in sorted(set(ours) | set(theirs)):
         a, b = ours.get(metric), theirs.get(metric)
         if isinstance(b, (int, float)) and isinstance(a, (int, float)) and b not in (0, None):
@@ -133,7 +136,11 @@ def table(name: str, ours: dict, theirs: dict) -> list[str]:
             diff = "—"
         fa = f"{a:.3f}" if isinstance(a, (int, float)) else "—"
         fb = f"{b:.3f}" if isinstance(b, (int, float)) and not isinstance(b, bool) else ("—" if b is None else str(b))
-        rows.append(f"| {metric} | {fa} | {fb} | {diff} |")
+        if truth:
+            ft = f"{truth[metric]:.3f}" if isinstance(truth.get(metric), (int, float)) else "—"
+            rows.append(f"| {metric} | {ft} | {fa} | {fb} | {diff} |")
+        else:
+            rows.append(f"| {metric} | {fa} | {fb} | {diff} |")
     return rows
 
 
@@ -145,16 +152,21 @@ def main(argv=None) -> int:
                                                     "Siemens_Sola_1.5T_T1", "SiemensSolaFitLocalizer"])
     ap.add_argument("--cache", default=str(REPO / "bench-results" / "hazen-cache"),
                     help="keep hazen's JSON per (task, series) here and reuse it (hazen takes minutes)")
+    ap.add_argument("--fixture", nargs="*", default=[],
+                    help="also compare on iqa fixture series folders (truth.json in the parent), e.g. "
+                         "an 'iqa fixtures acr-mri-large OUT' OUT/axial")
     args = ap.parse_args(argv)
     data = Path(args.data)
     lines = []
     with tempfile.TemporaryDirectory() as cwd:
-        for name in args.series:
-            folder = data / name
+        for name in list(args.series) + list(args.fixture):
+            folder = Path(name) if name in args.fixture else data / name
+            truth_file = folder.parent / "truth.json"
+            truth = json.loads(truth_file.read_text())["metrics"] if name in args.fixture and truth_file.exists() else None
             tasks = SAGITTAL if "Localizer" in name else TASKS
             theirs, notes = hazen_values(args.hazen, tasks, folder, cwd, Path(args.cache) if args.cache else None)
             ours, warns, secs = iqa_values(folder)
-            lines += table(name, ours, theirs)
+            lines += table(name, ours, theirs, truth)
             lines.append("")
             lines.append(f"iqa analysis {secs[0] * 1000:.0f} ms wall, {secs[1] * 1000:.0f} ms CPU "
                          "(median of 5 after warm-up; the machine is shared, CPU time is the steadier figure)")
