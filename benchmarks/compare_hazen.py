@@ -170,7 +170,7 @@ def main(argv=None) -> int:
             lines.append("")
             lines.append(f"iqa analysis {secs[0] * 1000:.0f} ms wall, {secs[1] * 1000:.0f} ms CPU "
                          "(median of 5 after warm-up; the machine is shared, CPU time is the steadier figure)")
-            wall, cpu = HAZEN_TIME.get(name, [float("nan")] * 2)
+            wall, cpu = HAZEN_TIME.get(folder.name, [float("nan")] * 2)
             lines.append(f"hazen, all its ACR tasks on this series (one process per task): {wall:.1f} s wall, "
                          f"{cpu:.1f} s CPU")
             lines += [f"- hazen: {n}" for n in notes] + [f"- iqa warning: {w}" for w in warns] + [""]
