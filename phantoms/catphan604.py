@@ -670,6 +670,9 @@ def analyze(series) -> PhantomAnalysis:
 
     # ---- CTP732: inserts, linearity, MTF, slice thickness
     sens = loc.modules.get("CTP732", [])
+    if not sens:   # sensitometry-like slices exist, but none where the module geometry puts CTP732
+        raise LocalizationError(f"{where}: no slice lies within the CTP732 sensitometry module; "
+                                f"is this a CatPhan 604 (try --phantom auto)?")
     stack = vol[sens]
     bg = float(np.nanmedian(sig.median_hu[sens]))
     named, centres, st = _sensitometry(stack, spacing, centre, g, bg, where)
