@@ -38,6 +38,10 @@ SLICE_PITCH_MM = 10.0
 N_SLICES = 11
 #: Accept a phantom diameter within this range (mm) as the ACR large phantom.
 DIAMETER_RANGE_MM = (172.0, 208.0)
+#: ``analyze`` measures any object within half to 1.5 times the nominal 190 mm (gross geometry
+#: errors are results); beyond that it is another object or a wrong PixelSpacing, and the
+#: mm-sized ROIs would be sub-pixel or larger than the image.
+ANALYZABLE_DIAMETER_MM = (95.0, 285.0)
 #: Content thresholds (fractions of the phantom signal), see ``_acr_mri_locate``.
 BAR_DARK_MAX = 0.35        # slice-thickness bar darker than this across the phantom: slices 1-4
 RING_COVERAGE_MIN = 0.9    # low-contrast ring seen all round: slices 8-11
@@ -161,6 +165,11 @@ def analyze(series: Series) -> PhantomAnalysis:
             raise LocalizationError(f"{series.where}: no phantom found on slice z={z} "
                                     f"(position {series.positions_mm[z]:.1f} mm)")
         disks.append(d)
+    extent_mm = [2.0 * float(np.median([d.radius_px for d in disks])) * p for p in spacing]
+    if not ANALYZABLE_DIAMETER_MM[0] <= min(extent_mm) <= max(extent_mm) <= ANALYZABLE_DIAMETER_MM[1]:
+        raise LocalizationError(f"{series.where}: the object measures {extent_mm[1]:.4g} x {extent_mm[0]:.4g} mm "
+                                f"(x by y); the ACR large phantom is {tests.DIAMETER_MM:.0f} mm across: "
+                                "check PixelSpacing")
     roles, warns = slice_roles(series, disks)
     out.warnings.extend(warns)
     out.details["slices"] = {str(k): int(v) for k, v in sorted(roles.z_of.items())}
