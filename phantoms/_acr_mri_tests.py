@@ -34,6 +34,14 @@ def _pixel_mm(spacing_mm: tuple[float, float]) -> float:
     return math.sqrt(spacing_mm[0] * spacing_mm[1])
 
 
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN (samples outside the image); NaN where nothing is left, silently."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=axis)
+    total = np.where(ok, a, 0.0).sum(axis=axis)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
 def _disk_mask(shape, cy: float, cx: float, radius_y_px: float, radius_x_px: float) -> np.ndarray:
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     return ((yy - cy) / radius_y_px) ** 2 + ((xx - cx) / radius_x_px) ** 2 <= 1.0
@@ -298,7 +306,7 @@ def slice_thickness(image: np.ndarray, spacing_mm: tuple[float, float], disk: Di
         if v.size == 0:
             v = np.array([mid])
         grid = rotated_sample(image, (frame.cy, frame.cx), frame.angle_rad, u, v)
-        prof = np.nanmean(grid, axis=0)
+        prof = _nanmean(grid, axis=0)
         prof = np.convolve(np.where(np.isfinite(prof), prof, np.nanmedian(prof)), kernel, mode="same")
         base = disk.background
         peak = float(np.max(prof[k:-k])) if prof.size > 2 * k else float(np.max(prof))
@@ -368,7 +376,7 @@ def slice_position(image: np.ndarray, spacing_mm: tuple[float, float], disk: Dis
     for c in centres:
         cols = c + np.linspace(-0.5 * half_w, 0.5 * half_w, 5)
         grid = rotated_sample(image, (disk.cy, disk.cx), angle_rad, cols, v)
-        prof = np.nanmean(grid, axis=1)
+        prof = _nanmean(grid, axis=1)
         # start inside the bar (the pair's probe row) and walk down to the water
         start = int(np.searchsorted(v, -0.88 * r))
         first, _ = outer_crossings(prof[start:], level)
