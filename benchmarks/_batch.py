@@ -71,6 +71,9 @@ def run_batch_process(archives: list[Path], workers: int, tag: str) -> dict:
         Path(str(store) + suffix).unlink(missing_ok=True)
     cmd = [*iqa_exe(), "batch", *map(str, archives), "--store", str(store), "--workers", str(workers),
            "--no-progress"]
+    from _common import _cpu
+
+    c0 = _cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
@@ -91,12 +94,13 @@ def run_batch_process(archives: list[Path], workers: int, tag: str) -> dict:
         time.sleep(0.1)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    cpu = _cpu() - c0          # the batch process and every worker it reaped
     line = out.strip().splitlines()[-1] if out.strip() else ""
     m = re.search(r"(\d+) analysed.*?\(([\d.]+) series/s\)", line)
     analysed = int(m.group(1)) if m else 0
     for suffix in ("", "-wal", "-shm"):
         Path(str(store) + suffix).unlink(missing_ok=True)
-    return {"wall_s": wall, "analysed": analysed, "batch_rate": float(m.group(2)) if m else None,
+    return {"wall_s": wall, "cpu_s": cpu, "analysed": analysed, "batch_rate": float(m.group(2)) if m else None,
             "peak_tree_rss_mb": peak_sum / 2**20, "peak_process_rss_mb": peak_one / 2**20,
             "returncode": proc.returncode, "summary": line,
             "stderr": err.strip().splitlines()[-1] if err.strip() else ""}
@@ -114,14 +118,16 @@ def run(quick: bool = False, large: bool = False) -> list[Row]:
         log(f"batch: {count} water series, {workers} worker(s)")
         r = run_batch_process(arch, workers, f"water{count}")
         rate = r["analysed"] / r["wall_s"] if r["wall_s"] else 0.0
-        note = (f"batch's own rate {r['batch_rate']} series/s; peak RSS {r['peak_tree_rss_mb']:.0f} MB over the "
+        cpu_rate = workers * r["analysed"] / r["cpu_s"] if r["cpu_s"] else 0.0
+        note = (f"CPU {r['cpu_s']:.1f} s for the tree: {cpu_rate:.0f} series/s if {workers} core(s) were free; "
+                f"batch's own rate {r['batch_rate']} series/s; peak RSS {r['peak_tree_rss_mb']:.0f} MB over the "
                 f"process tree, {r['peak_process_rss_mb']:.0f} MB largest process")
         if r["returncode"] not in (0,) or r["analysed"] != count:
             note = f"exit {r['returncode']}, {r['analysed']}/{count} analysed: {r['stderr'] or r['summary']}; " + note
         rows.append(Row("batch", f"iqa batch, {count:,} single-slice water series {matrix}², {workers} worker(s)",
                         f"{count} series", r["wall_s"], r["wall_s"], 1, goal=goal,
                         met=(rate >= 20) if workers == 2 and count == n else None, note=note,
-                        extra={**r, "series_per_s": rate}))
+                        extra={**r, "series_per_s": rate, "cpu_implied_series_per_s": cpu_rate}, cpu_s=r["cpu_s"]))
         log(f"batch: {rate:.1f} series/s, peak {r['peak_tree_rss_mb']:.0f} MB")
     if not quick:
         acr = acr_archive(4)

@@ -80,7 +80,7 @@ TABLES = {
         ("command", lambda r: r.name), ("wall", _time), ("CPU", _cpu), ("goal", lambda r: r.goal),
         ("met", verdict), ("load", _load)]),
     "batch": ("iqa batch throughput (whole process: start-up, index, analysis, store, trend evaluation)", [
-        ("run", lambda r: r.name), ("wall", lambda r: fmt_s(r.min_s)),
+        ("run", lambda r: r.name), ("wall", lambda r: fmt_s(r.min_s)), ("CPU (tree)", _cpu),
         ("series/s", lambda r: f"{r.extra['series_per_s']:.1f}" if "series_per_s" in r.extra else "–"),
         ("peak RSS tree / largest", lambda r: (f"{r.extra['peak_tree_rss_mb']:.0f} / "
                                                f"{r.extra['peak_process_rss_mb']:.0f} MB")
