@@ -97,10 +97,11 @@ def slice_signatures(volume: np.ndarray, spacing_yx_mm: tuple[float, float], *,
     ann = ((r2 > (0.225 * diameter_mm) ** 2) & (r2 < (0.375 * diameter_mm) ** 2)).ravel()
     flat = sub.reshape(nz, -1)
     # robust level: mean of values clipped to [-200, 300] HU (inserts and bars move it < 15 HU)
-    level = np.clip(flat[:, inner], -200.0, 300.0).mean(axis=1)
+    n_in, n_ann = max(int(inner.sum()), 1), max(int(ann.sum()), 1)   # empty on tiny or odd images
+    level = np.clip(flat[:, inner], -200.0, 300.0).sum(axis=1) / n_in
     ring = flat[:, ann]
-    low = (ring < AIR_THRESHOLD_HU).mean(axis=1)
-    high = (ring > HIGH_THRESHOLD_HU).mean(axis=1)
+    low = (ring < AIR_THRESHOLD_HU).sum(axis=1) / n_ann
+    high = (ring > HIGH_THRESHOLD_HU).sum(axis=1) / n_ann
     median = np.where(present, level, np.nan)
     labels = np.array([_label(m, lo, hi) if ok else 0 for m, lo, hi, ok in zip(median, low, high, present)],
                       dtype=np.int64)
