@@ -382,10 +382,20 @@ def _slice_index(series: Series) -> int:
     return series.volume.shape[0] // 2
 
 
+#: A field of view narrower than this (mm) cannot hold a flood phantom: a wrong PixelSpacing, or a
+#: strip of an image.  It also bounds the mm-sized smoothing kernels to a few image widths (a
+#: 1e-4 mm spacing made the 10 mm level map a 10^5-pixel Gaussian: a minute per slice).
+MIN_FOV_MM = 20.0
+
+
 def _spacing(series: Series) -> tuple[float, float]:
     dy, dx = series.pixel_spacing_mm
     if not (dy > 0 and dx > 0):
         raise InputError(f"{series.where}: pixel spacing {dy} x {dx} mm is unusable")
+    _, ny, nx = series.volume.shape
+    if min(ny * dy, nx * dx) < MIN_FOV_MM:
+        raise InputError(f"{series.where}: field of view {nx * dx:.3g} x {ny * dy:.3g} mm (pixel spacing {dy:.3g} x "
+                         f"{dx:.3g} mm) is too small for a flood phantom; check PixelSpacing")
     return float(dy), float(dx)
 
 
