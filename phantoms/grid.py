@@ -217,10 +217,16 @@ def _occupancy(ij: np.ndarray) -> float:
     return len(ij) / total if total else 0.0
 
 
-def _slice(series: Series) -> tuple[int, np.ndarray, tuple[float, float]]:
+def _slice(series: Series, geometry: GridGeometry = GEOMETRY) -> tuple[int, np.ndarray, tuple[float, float]]:
     dy, dx = series.pixel_spacing_mm
     if not (dy > 0 and dx > 0):
         raise InputError(f"{series.where}: pixel spacing {dy} x {dx} mm is unusable")
+    # a 3 x 3 lattice needs two pitches each way; this also keeps the mm-sized feature template
+    # a fraction of the image (a 1e-4 mm spacing asked for a 51 GB template)
+    _, ny, nx = series.volume.shape
+    if min(ny * dy, nx * dx) < 2 * geometry.pitch_mm:
+        raise InputError(f"{series.where}: field of view {nx * dx:.3g} x {ny * dy:.3g} mm (pixel spacing {dy:.3g} x "
+                         f"{dx:.3g} mm) cannot hold a 3 x 3 grid of {geometry.pitch_mm:g} mm pitch; check PixelSpacing")
     z = series.volume.shape[0] // 2
     return z, np.asarray(series.volume[z], dtype=np.float64), (float(dy), float(dx))
 
@@ -242,7 +248,7 @@ def identify(series: Series) -> float:
 
 def analyze(series: Series, *, geometry: GridGeometry = GEOMETRY) -> PhantomAnalysis:
     """``distortion_max_mm`` and ``distortion_mean_mm`` on the central slice."""
-    z, image, spacing = _slice(series)
+    z, image, spacing = _slice(series, geometry)
     try:
         pts = detect(image, spacing, geometry=geometry)
     except LocalizationError as exc:
