@@ -42,13 +42,14 @@ BASES = {
     "acr-mri-large": ("acr-mri-large", dict(seed=11, matrix=256), "axial"),
     "mr-grid": ("mr-grid", dict(seed=11, matrix=128), 0),
 }
-#: examples per pipeline: together about 40 s on one core (each analysis takes 0.05-0.5 s)
-EXAMPLES = {"water": 40, "acr-ct-464": 30, "catphan-604": 25, "mr-flood": 50, "acr-mri-large": 30, "mr-grid": 40}
+#: examples per pipeline: 508 cases in about 20 s on one core (most mutations are refused in well under 0.5 s)
+EXAMPLES = {"water": 80, "acr-ct-464": 60, "catphan-604": 50, "mr-flood": 100, "acr-mri-large": 60, "mr-grid": 80}
 #: The loader refuses |RescaleSlope|, |RescaleIntercept| above this (iqa.dicom.MAX_RESCALE), and
 #: stored values are at most 16 bits, so no loaded volume exceeds about 65535 * 1e7 in magnitude.
 MAX_GAIN = 1e7
 
 FUZZ_COUNTS: Counter = Counter()
+OUTCOMES: Counter = Counter()
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +112,8 @@ def m_noise(s, draw):
 def m_shift(s, draw):
     """Phantom moved partly (or wholly) out of the field of view; the uncovered part is air."""
     _, ny, nx = s.volume.shape
-    fy = draw(st.floats(-0.95, 0.95))
-    fx = draw(st.floats(-0.95, 0.95))
+    fy = draw(st.floats(-0.6, 0.6) | st.floats(-0.95, 0.95))
+    fx = draw(st.floats(-0.6, 0.6) | st.floats(-0.95, 0.95))
     dy, dx = int(round(fy * ny)), int(round(fx * nx))
     fill = float(s.volume.min())
     out = np.full_like(s.volume, fill)
@@ -123,13 +124,13 @@ def m_shift(s, draw):
 
 def m_gain(s, draw):
     """value * gain + offset: huge, tiny or negative values a rescale could produce."""
-    gain = draw(st.sampled_from([-1.0, 1e-6, 1e-3, 1e3, 1e5, MAX_GAIN, -MAX_GAIN]))
+    gain = draw(st.sampled_from([1e3, -1.0, 1e-3, 1e-6, 1e5, MAX_GAIN, -MAX_GAIN]))
     offset = draw(st.sampled_from([0.0, -MAX_GAIN, MAX_GAIN, -1024.0]))
     return _with(s, s.volume.astype(np.float64) * gain + offset)
 
 
 def m_spacing(s, draw):
-    f = draw(st.sampled_from([1e-2, 0.1, 0.25, 4.0, 50.0, 1e3]))
+    f = draw(st.sampled_from([0.25, 4.0, 0.1, 1e-2, 50.0, 1e3, 1e-4]))
     which = draw(st.sampled_from(["xy", "z", "all", "x"]))
     dz, dy, dx = s.spacing_mm
     if which in ("xy", "all"):
@@ -183,20 +184,24 @@ def m_quantise(s, draw):
     return _with(s, q * (hi - lo) / (levels - 1) + lo)
 
 
-MUTATIONS = {f.__name__[2:]: f for f in (m_constant, m_zero, m_noise, m_shift, m_gain, m_spacing, m_single,
-                                          m_slab, m_reverse, m_flip, m_crop, m_quantise)}
+#: mild first: hypothesis favours (and shrinks towards) early entries, so a list led by the
+#: destructive ones would mostly test "no phantom found"
+MUTATIONS = {f.__name__[2:]: f for f in (m_reverse, m_flip, m_slab, m_shift, m_gain, m_spacing, m_single, m_crop,
+                                          m_quantise, m_noise, m_constant, m_zero)}
 
 
 def _check(series: Series, phantom: str, label: str) -> None:
     try:
         result = analyze_series(series, phantom=phantom)
     except IqaError as exc:
+        OUTCOMES[phantom, "refused"] += 1
         assert str(exc), label
         assert "\n" not in str(FileFailure("x", str(exc))), label
         return
     except Exception as exc:  # noqa: BLE001 - the property under test: nothing else may escape
         tb = "".join(traceback.format_exception(exc))
         pytest.fail(f"{phantom} on {label} raised {type(exc).__name__}: {exc}\n{tb}")
+    OUTCOMES[phantom, "measured"] += 1
     for name, metric in result.metrics.items():
         assert isinstance(metric.value, (int, float)) and math.isfinite(metric.value), (label, name, metric)
     json.dumps(result.to_dict(), allow_nan=False)
@@ -207,7 +212,7 @@ def _check(series: Series, phantom: str, label: str) -> None:
 
 
 def _mutate(data, series: Series) -> tuple[Series, str]:
-    names = data.draw(st.lists(st.sampled_from(sorted(MUTATIONS)), min_size=1, max_size=3), label="mutations")
+    names = data.draw(st.lists(st.sampled_from(list(MUTATIONS)), min_size=1, max_size=3), label="mutations")
     for name in names:
         series = MUTATIONS[name](series, data.draw)
     return series, "+".join(names)
@@ -354,3 +359,4 @@ def test_written_mutations_through_cli(tmp_path, bases):
 def teardown_module(module):
     if FUZZ_COUNTS:
         print("\nfuzz cases run:", dict(FUZZ_COUNTS), "total", sum(FUZZ_COUNTS.values()))
+        print("outcomes:", dict(sorted(OUTCOMES.items())))
