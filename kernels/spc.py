@@ -300,7 +300,9 @@ def scan(x, bn, d2, outlier_k, max_iter, min_kept, shewhart_k, shewhart_alarm, l
             yy.sort()
             summary[12] = 0.5 * (tt[(w - 1) // 2] + tt[w // 2])
             summary[13] = 0.5 * (yy[(w - 1) // 2] + yy[w // 2])
-    return summary, events[:ne], keep, ewma, elim, cp, cm, level
+    ev = events[:ne]
+    order = np.argsort(ev[:, 0] * 64 + ev[:, 1])   # by day, then rule: the reference's order
+    return summary, ev[order], keep, ewma, elim, cp, cm, level
 
 
 @njit(cache=True)

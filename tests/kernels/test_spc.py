@@ -117,3 +117,18 @@ def test_scan_batch_matches_reference(seed):
     for g, w in zip(got[3:7], want[3:7]):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(got[7], want[7])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_scan_matches_reference_on_a_long_drifting_history(seed):
+    """Many alarm episodes of several rules: the event list must match the reference row for row
+    (it was once emitted grouped by rule instead of by day)."""
+    from scipy.stats import norm
+    from iqa.kernels import _reference_spc as RS
+    rng = np.random.default_rng(seed)
+    n = 1000
+    x = rng.normal(0, 1, n) + np.where(np.arange(n) > n // 2, 0.02 * (np.arange(n) - n // 2), 0)
+    args = (x, 20, 1.128, 3.0, 10, 10, 2.66, False, 0.2, 2.86, True, True, 0.5, 5.0, 0.0, True, 5,
+            True, True, -5.0, 5.0, -6.0, 6.0, 20, 8, np.arange(n, dtype=float), norm.ppf(0.975))
+    for fast, ref in zip(spc.scan(*args), RS.scan_ref(*args)):
+        np.testing.assert_allclose(np.asarray(fast, float), np.asarray(ref, float), rtol=1e-7, atol=1e-9)
