@@ -70,8 +70,15 @@ def _uniform_disk_score(image: np.ndarray, spacing_mm) -> float:
     if not (60.0 <= body.radius_mm <= 250.0) or body.roundness > 0.02:
         return 0.1
     dy, dx = spacing_mm
-    yy, xx = np.ogrid[0:image.shape[0], 0:image.shape[1]]
-    r = np.hypot((yy - body.centre_yx_px[0]) * dy, (xx - body.centre_yx_px[1]) * dx)
+    # Work on the disk's bounding box (plus the 3 x 3 filter's margin): same pixels, same
+    # result, a fraction of the work on a large field of view.
+    cy, cx = body.centre_yx_px
+    ry, rx = (body.radius_mm - 10.0) / dy, (body.radius_mm - 10.0) / dx
+    y0, y1 = max(int(cy - ry) - 2, 0), min(int(cy + ry) + 3, image.shape[0])
+    x0, x1 = max(int(cx - rx) - 2, 0), min(int(cx + rx) + 3, image.shape[1])
+    image = image[y0:y1, x0:x1]
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    r = np.hypot((yy - cy) * dy, (xx - cx) * dx)
     inner = r < body.radius_mm - 10.0
     vals = image[inner]
     med = float(np.median(vals))
