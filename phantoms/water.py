@@ -60,13 +60,17 @@ class Rod:
 # --------------------------------------------------------------------------- identification
 
 
-def _uniform_disk_score(image: np.ndarray, spacing_mm) -> float:
-    """1 for a round uniform ~0 HU disk with at most one small high-contrast rod; lower otherwise."""
+def _uniform_disk_score(image: np.ndarray, spacing_mm, body: _ct.Body | None = None) -> float:
+    """1 for a round uniform ~0 HU disk with at most one small high-contrast rod; lower otherwise.
+
+    ``body``: the slice's outline when the caller has already found it (saves a second search).
+    """
     from scipy import ndimage
-    try:
-        body = _ct.find_body(image, spacing_mm=spacing_mm, n_rays=72)
-    except LocalizationError:
-        return 0.0
+    if body is None:
+        try:
+            body = _ct.find_body(image, spacing_mm=spacing_mm, n_rays=72)
+        except LocalizationError:
+            return 0.0
     if not (60.0 <= body.radius_mm <= 250.0) or body.roundness > 0.02:
         return 0.1
     dy, dx = spacing_mm
@@ -167,7 +171,7 @@ def analyze(series) -> PhantomAnalysis:
     mid = nz // 2
 
     body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}: slice {mid + 1}")
-    if _uniform_disk_score(vol[mid], spacing) < 0.5:
+    if _uniform_disk_score(vol[mid], spacing, body) < 0.5:
         raise LocalizationError(f"{where}: slice {mid + 1}: not a uniform water cylinder (inserts, bars or a "
                                 f"non-water body found); analyse it with --phantom auto or the phantom's own name")
     water0 = float(np.median(_ct.roi_stats_mm(vol[mid], spacing_mm=spacing,
