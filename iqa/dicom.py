@@ -779,10 +779,11 @@ def _header_from(infos: list[_FileInfo]) -> SeriesHeader:
         if (f.rows, f.columns) != shape0:
             raise SeriesError(f"{f.path}: matrix {f.rows}x{f.columns} differs from {shape0[0]}x{shape0[1]} "
                               f"of {frames[0].path} in series {uid} (mixed series)")
-        if not np.allclose(f.pixel_spacing, ps0, rtol=SPACING_RTOL, atol=0):
+        # plain float comparisons: np.allclose per frame cost more than the rest of the check
+        if f.pixel_spacing != ps0 and any(abs(a - b) > SPACING_RTOL * abs(b) for a, b in zip(f.pixel_spacing, ps0)):
             raise SeriesError(f"{f.path}: pixel spacing {f.pixel_spacing} differs from {ps0} "
                               f"of {frames[0].path} in series {uid} (mixed series)")
-        if not np.allclose(f.orientation, o0, atol=ORIENTATION_ATOL):
+        if f.orientation != o0 and any(abs(a - b) > ORIENTATION_ATOL for a, b in zip(f.orientation, o0)):
             raise SeriesError(f"{f.path}: orientation differs from {frames[0].path} in series {uid} (mixed series)")
 
     echoes = {f.echo for f in frames}
@@ -881,8 +882,41 @@ def _failure(path: str, exc: Exception) -> FileFailure:
     return FileFailure(path, msg)
 
 
+_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+
+
+def _native_view(ds) -> np.ndarray | None:
+    """Read-only view of native little-endian 16-bit pixel data, or None when not that simple case.
+
+    pydicom's ``pixel_array`` copies the buffer; the loader converts to float32 anyway, so for the
+    plain case (uncompressed little endian, one sample, 16 bits allocated and stored, PS3.5 8.1.1)
+    a view saves a full pass over the pixels.  Everything else goes through pydicom.
+    """
+    try:
+        ts = str(ds.file_meta.TransferSyntaxUID)
+        if ts not in _NATIVE_LE:
+            return None
+        bits_alloc, bits_stored = int(_get(ds, "BitsAllocated", 0)), int(_get(ds, "BitsStored", 0))
+        if bits_alloc != 16 or bits_stored != 16 or int(_get(ds, "SamplesPerPixel", 1)) != 1:
+            return None
+        rows, cols = int(_get(ds, "Rows", 0)), int(_get(ds, "Columns", 0))
+        frames = int(_get(ds, "NumberOfFrames", 1) or 1)
+        signed = int(_get(ds, "PixelRepresentation", 0)) == 1
+        raw = ds.PixelData
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return None
+    n = rows * cols * frames
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 2 * n:
+        return None
+    arr = np.frombuffer(raw, dtype="<i2" if signed else "<u2", count=n)
+    return arr.reshape((frames, rows, cols) if frames > 1 else (rows, cols))
+
+
 def _decode(ds, path: str) -> np.ndarray:
     """Stored pixel values of a dataset as an array (frames, rows, cols) or (rows, cols)."""
+    view = _native_view(ds)
+    if view is not None:
+        return view
     try:
         from pydicom.pixels import pixel_array
         arr = pixel_array(ds)
