@@ -906,8 +906,8 @@ def _native_view(ds) -> np.ndarray | None:
     except (AttributeError, TypeError, ValueError, KeyError):
         return None
     n = rows * cols * frames
-    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 2 * n:
-        return None
+    if rows < 1 or cols < 1 or frames < 1 or not isinstance(raw, (bytes, bytearray)) or len(raw) < 2 * n:
+        return None   # odd headers (e.g. NumberOfFrames 0): let pydicom judge and report them
     arr = np.frombuffer(raw, dtype="<i2" if signed else "<u2", count=n)
     return arr.reshape((frames, rows, cols) if frames > 1 else (rows, cols))
 
