@@ -122,7 +122,7 @@ def profiles_for(rows: list[Row]) -> dict[str, list[str]]:
 
             from iqa.batch import analyze_task
             from iqa.dicom import scan
-            outcome, _ = scan([water_archive(40)[0]], headers_only=True)
+            outcome, _ = scan([water_archive(40)[0]])
             heads = outcome.headers[:40]
             analyze_task([heads[0]])
             out["batch: analyze_task over 40 single-slice water series (one worker)"] = profile_top(

@@ -94,24 +94,12 @@ def analyze_task(headers: list[SeriesHeader], phantom: str = "auto",
     """
     from iqa.analysis import analyze_group
     from iqa.criteria import Criteria
-    from iqa.dicom import read_series
-    from iqa.errors import InputError
+    from iqa.dicom import read_each
 
     criteria = Criteria.default(criteria_path)
 
-    def load() -> Iterator[Any]:
-        for h in headers:
-            try:
-                yield read_series(h)
-            except InputError as exc:
-                msg = str(exc)
-                path = h.files[0]
-                if msg.startswith(path + ": "):
-                    msg = msg[len(path) + 2:]
-                yield FileFailure(path, msg)
-
     out: list[dict[str, Any]] = []
-    for item in analyze_group(load(), phantom=phantom, criteria=criteria):
+    for item in analyze_group(read_each(headers), phantom=phantom, criteria=criteria):
         if isinstance(item, FileFailure):
             out.append({"failure": {"path": item.path, "reason": item.reason}})
         else:
@@ -185,7 +173,7 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
 
     t0 = time.perf_counter()
     summary = BatchSummary()
-    outcome, _ = scan(archives, headers_only=True)
+    outcome, _ = scan(archives)
     summary.failures.extend(outcome.failures)
     summary.files_failed = len(outcome.failures)
     summary.files_skipped = len(outcome.skipped)

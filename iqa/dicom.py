@@ -265,13 +265,12 @@ def _looks_like_dicom(path: str) -> tuple[bool, str]:
     return False, "not a DICOM file (no DICM prefix)"
 
 
-def read_dataset(path: str, *, headers_only: bool):
+def read_dataset(path: str):
     """Read one file with pydicom; raise :class:`InputError` naming the file on failure.
 
     Large elements (the pixel data) are deferred: skipped over and read from the file only
     when first used, so one parse serves both grouping and decoding, and indexing can still
-    check that the pixel data are present and complete.  ``headers_only`` is kept for
-    callers' intent; the read is the same.
+    check that the pixel data are present and complete.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -828,8 +827,7 @@ def _header_from(infos: list[_FileInfo]) -> SeriesHeader:
 
 # --------------------------------------------------------------------------- public API
 
-def scan(paths: Iterable[str | os.PathLike], *, headers_only: bool = True,
-         keep_datasets: bool = False) -> tuple[ScanOutcome, dict[str, Any]]:
+def scan(paths: Iterable[str | os.PathLike], *, keep_datasets: bool = False) -> tuple[ScanOutcome, dict[str, Any]]:
     """Find every DICOM file under ``paths`` and group it into series headers.
 
     Returns the outcome and, with ``keep_datasets``, a map path -> pydicom Dataset (pixel data
@@ -842,7 +840,7 @@ def scan(paths: Iterable[str | os.PathLike], *, headers_only: bool = True,
         try:
             if _is_sidecar(path):
                 raise _Skip(f"{path}: not DICOM ({os.path.splitext(path)[1]} file), skipped")
-            ds = read_dataset(path, headers_only=headers_only)
+            ds = read_dataset(path)
             info = _describe(ds, path, pixels=True)
         except _Skip as skip:
             outcome.skipped.append(FileFailure(path, str(skip).split(": ", 1)[-1]))
@@ -944,7 +942,7 @@ def read_series(header: SeriesHeader, datasets: dict[str, Any] | None = None) ->
         if arr is None:
             ds = datasets.pop(f.path, None) if f.frame is None else datasets.get(f.path)
             if ds is None:
-                ds = read_dataset(f.path, headers_only=False)
+                ds = read_dataset(f.path)
             if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
                 raise InputError(f"{f.path}: no pixel data")
             arr = _decode(ds, f.path)
@@ -984,9 +982,19 @@ def iter_series(paths: Iterable[str | os.PathLike]) -> Iterator[Series | FileFai
     One parse per file: headers are read with large elements deferred, grouped, and each
     series' pixels are decoded from the same datasets.
     """
-    outcome, datasets = scan(paths, headers_only=False, keep_datasets=True)
+    outcome, datasets = scan(paths, keep_datasets=True)
     yield from outcome.failures
-    for header in outcome.headers:
+    yield from read_each(outcome.headers, datasets)
+
+
+def read_each(headers: Iterable[SeriesHeader], datasets: dict[str, Any] | None = None
+              ) -> Iterator[Series | FileFailure]:
+    """:func:`read_series` for each header; a series that cannot be read becomes a failure line.
+
+    Datasets of a series (when given) are dropped once it is read, so memory stays bounded.
+    """
+    datasets = datasets if datasets is not None else {}
+    for header in headers:
         try:
             yield read_series(header, datasets)
         except InputError as exc:
@@ -1023,6 +1031,6 @@ def load_series(path: str | os.PathLike) -> Series:
 
 __all__ = [
     "FileFailure", "Frame", "LoadOutcome", "ScanOutcome", "Scanner", "Series", "SeriesHeader",
-    "iter_files", "iter_series", "load", "load_series", "read_dataset", "read_series", "scan",
+    "iter_files", "iter_series", "load", "load_series", "read_dataset", "read_each", "read_series", "scan",
 ]
 

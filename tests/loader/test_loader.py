@@ -68,7 +68,7 @@ def test_header_summary(tmp_path):
 def test_headers_first_then_pixels(tmp_path):
     """The batch path: index with stop_before_pixels, read pixels later, same volume."""
     _write(tmp_path, "reversed")
-    outcome, datasets = dicom.scan([tmp_path], headers_only=True)
+    outcome, datasets = dicom.scan([tmp_path])
     assert datasets == {} and len(outcome.headers) == 1
     s = dicom.read_series(outcome.headers[0])
     np.testing.assert_array_equal(s.volume[:, 1, 1], 100.0 * np.arange(6))
