@@ -85,3 +85,15 @@ def test_snr_formulas():
     assert snr_single(100.0, 0.655 * 2.0, 0.655) == pytest.approx(50.0)
     assert snr_subtraction(100.0, 2.0 * math.sqrt(2.0)) == pytest.approx(50.0)
     assert math.isnan(snr_single(100.0, 0.0)) and math.isnan(snr_subtraction(100.0, float("nan")))
+
+
+@pytest.mark.parametrize("first", [1e12, -1e9, 1e6 + 4.0])
+def test_moments_keep_precision_when_the_first_pixel_is_an_outlier(first):
+    """The sums are shifted by the first counted pixel; an outlier there must not cost digits."""
+    image, mask = _inputs((17, 23), 4, 0.1, offset=1e6)
+    image[0, 0], mask[0, 0] = first, True
+    for got, want in ((masked_moments(image, mask), ref.masked_moments_ref(image, mask)),
+                      (background_moments(image, mask, 1e6)[:3], ref.background_moments_ref(image, mask, 1e6)[:3]),
+                      (difference_moments(image, 0.5 * image, mask), ref.difference_moments_ref(image, 0.5 * image, mask))):
+        assert got[0] == want[0]
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-10)
