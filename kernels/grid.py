@@ -25,6 +25,10 @@ __all__ = ["local_peaks", "match_template", "refine_centroids"]
 
 @njit(cache=True)
 def _match_template(image, template, out):
+    # One output row at a time, each template tap added to a whole row of windows: the inner
+    # loops run along x with no dependence between windows, so they vectorise (a per-window
+    # double loop does not: a floating-point sum cannot be reordered without fastmath).  Every
+    # window still sums its taps in (i, j) order, mean first and then the centred products.
     ny, nx = image.shape
     ty, tx = template.shape
     hy, hx = ty // 2, tx // 2
@@ -35,34 +39,44 @@ def _match_template(image, template, out):
             tmean += template[i, j]
     tmean /= npx
     tss = 0.0
+    tz = np.empty((ty, tx))
     for i in range(ty):
         for j in range(tx):
             d = template[i, j] - tmean
+            tz[i, j] = d
             tss += d * d
     if tss <= 0.0:
         return
+    nw = nx - tx + 1                     # windows per row; window x0 is centred on x0 + hx
+    if nw <= 0:
+        return
+    s = np.empty(nw)
+    num = np.empty(nw)
+    iss = np.empty(nw)
     for y in range(hy, ny - (ty - hy) + 1):
-        for x in range(hx, nx - (tx - hx) + 1):
-            s = 0.0
-            ok = True
-            for i in range(ty):
-                for j in range(tx):
-                    v = image[y - hy + i, x - hx + j]
-                    if not np.isfinite(v):
-                        ok = False
-                    s += v
-            if not ok:
-                continue
-            m = s / npx
-            num = 0.0
-            iss = 0.0
-            for i in range(ty):
-                for j in range(tx):
-                    d = image[y - hy + i, x - hx + j] - m
-                    num += d * (template[i, j] - tmean)
-                    iss += d * d
-            if iss > 0.0:
-                out[y, x] = num / np.sqrt(iss * tss)
+        y0 = y - hy
+        s[:] = 0.0
+        for i in range(ty):
+            for j in range(tx):
+                row = image[y0 + i, j:j + nw]
+                for x in range(nw):
+                    s[x] += row[x]
+        num[:] = 0.0
+        iss[:] = 0.0
+        for x in range(nw):
+            s[x] /= npx                  # the window means
+        for i in range(ty):
+            for j in range(tx):
+                row = image[y0 + i, j:j + nw]
+                t = tz[i, j]
+                for x in range(nw):
+                    d = row[x] - s[x]
+                    num[x] += d * t
+                    iss[x] += d * d
+        for x in range(nw):
+            # a non-finite pixel makes the window's sum non-finite: the window stays NaN
+            if np.isfinite(s[x]) and iss[x] > 0.0:
+                out[y, x + hx] = num[x] / np.sqrt(iss[x] * tss)
 
 
 def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
