@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,20 +86,25 @@ def _contrast_image(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: f
     ring = (rr > radius) & (rr <= outer)
     disk = rr <= radius + 1.0
     out = np.zeros_like(image)
-    for y, x in zip(ys, xs):
+    ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
+    inside = (ys - h >= 0) & (xs - h >= 0) & (ys + h + 1 <= ny) & (xs + h + 1 <= nx)
+    ys, xs = ys[inside], xs[inside]
+    if ys.size == 0:
+        return out
+    ry, rx = np.nonzero(ring)             # all ring medians in one call (row-major, as win[ring])
+    bgs = np.median(image[ys[:, None] + (ry - h), xs[:, None] + (rx - h)], axis=1)
+    for y, x, bg in zip(ys, xs, bgs):     # in seed order: a later seed's disk overwrites
         y0, y1, x0, x1 = y - h, y + h + 1, x - h, x + h + 1
-        if y0 < 0 or x0 < 0 or y1 > ny or x1 > nx:
-            continue
         win = image[y0:y1, x0:x1]
-        bg = float(np.median(win[ring]))
-        out[y0:y1, x0:x1] = np.where(disk, np.maximum(polarity * (win - bg), 0.0), out[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = np.where(disk, np.maximum(polarity * (win - float(bg)), 0.0), out[y0:y1, x0:x1])
     return out
 
 
-def _candidates(image: np.ndarray, spacing_mm: tuple[float, float], polarity: int, g: GridGeometry):
+def _candidates(image: np.ndarray, spacing_mm: tuple[float, float], polarity: int, g: GridGeometry,
+                score: np.ndarray):
+    """``score`` is the NCC of ``image`` with the template; that of ``-image`` is exactly ``-score``."""
     dy, dx = spacing_mm
-    r_px = (g.rod_diameter_mm / 2 / dy, g.rod_diameter_mm / 2 / dx)
-    score = match_template(polarity * image, _template(r_px))
+    score = score if polarity > 0 else -score
     sep = max(1, int(0.4 * g.pitch_mm / max(dy, dx)))
     ys, xs = local_peaks(score, sep, g.min_ncc)
     if ys.size == 0:
@@ -167,8 +173,10 @@ def detect(image: np.ndarray, spacing_mm: tuple[float, float], *, geometry: Grid
     image = np.asarray(image, dtype=np.float64)
     dy, dx = spacing_mm
     best = None
+    r_px = (geometry.rod_diameter_mm / 2 / dy, geometry.rod_diameter_mm / 2 / dx)
+    score = match_template(image, _template(r_px))
     for polarity in (1, -1):
-        yx, _ = _candidates(image, spacing_mm, polarity, geometry)
+        yx, _ = _candidates(image, spacing_mm, polarity, geometry, score)
         if len(yx) < geometry.min_points:
             continue
         pts = np.stack([yx[:, 1] * dx, yx[:, 0] * dy], axis=1)
@@ -231,13 +239,39 @@ def _slice(series: Series, geometry: GridGeometry = GEOMETRY) -> tuple[int, np.n
     return z, np.asarray(series.volume[z], dtype=np.float64), (float(dy), float(dx))
 
 
+#: Detections of series slices, ``(id(volume), z, spacing, geometry) -> (ref, points or error)``:
+#: ``identify`` and ``analyze`` detect the same slice; an entry lives as long as the series'
+#: pixel array (series pixels are never modified, CONTRIBUTING.md).
+_DETECTED: dict[tuple, tuple[weakref.ref, GridPoints | LocalizationError]] = {}
+
+
+def _detected(series: Series, z: int, image: np.ndarray, spacing: tuple[float, float],
+              geometry: GridGeometry = GEOMETRY) -> GridPoints:
+    """:func:`detect` on slice ``z`` of ``series`` (``image``), computed once per slice."""
+    volume = series.volume
+    key = (id(volume), z, spacing, geometry)
+    hit = _DETECTED.get(key)
+    if hit is None or hit[0]() is not volume:
+        try:
+            value: GridPoints | LocalizationError = detect(image, spacing, geometry=geometry)
+        except LocalizationError as exc:
+            value = exc
+        try:
+            hit = _DETECTED[key] = (weakref.ref(volume, lambda _, key=key: _DETECTED.pop(key, None)), value)
+        except TypeError:          # not weak-referenceable: detect every time
+            hit = (None, value)
+    if isinstance(hit[1], LocalizationError):
+        raise LocalizationError(str(hit[1]))
+    return hit[1]
+
+
 def identify(series: Series) -> float:
     """Confidence that the central slice shows a filled square lattice of the nominal pitch."""
     if series.modality != "MR":
         return 0.0
     try:
-        _, image, spacing = _slice(series)
-        pts = detect(image, spacing)
+        z, image, spacing = _slice(series)
+        pts = _detected(series, z, image, spacing)
     except (InputError, LocalizationError):
         return 0.0
     n = len(pts.yx_px)
@@ -250,7 +284,7 @@ def analyze(series: Series, *, geometry: GridGeometry = GEOMETRY) -> PhantomAnal
     """``distortion_max_mm`` and ``distortion_mean_mm`` on the central slice."""
     z, image, spacing = _slice(series, geometry)
     try:
-        pts = detect(image, spacing, geometry=geometry)
+        pts = _detected(series, z, image, spacing, geometry)
     except LocalizationError as exc:
         raise LocalizationError(f"{series.where}: slice {z}: {exc}") from None
     resid, rot, t, nominal = distortion(pts, spacing, geometry=geometry)
