@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# An editable install leaves iqa's own modules without bytecode, and where PYTHONDONTWRITEBYTECODE
+# is set none is ever written: every start would recompile them (~0.1 s of a cold 'iqa analyze').
+# A wheel install compiles at install time; this does the same.
+SOURCES := iqa kernels phantoms cli fixtures
 
 .PHONY: demo test test-fast bench install clean
 
@@ -10,6 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q $(SOURCES)
 	touch $(STAMP)
 
 install: $(STAMP)
