@@ -28,7 +28,7 @@ from iqa.errors import InputError, LocalizationError
 from iqa.kernels.roi import circle_stats
 from iqa.phantoms import _acr_ct_locate as loc
 from iqa.phantoms import _acr_ct_measure as meas
-from iqa.phantoms._ct import linearity, pooled
+from iqa.phantoms._ct import linearity, memo, pooled
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,13 @@ MTF_INSERT = "bone"
 
 # --------------------------------------------------------------------------- identify
 
+def _signatures(series) -> loc.SliceSignature:
+    """The series' slice signatures, computed once for ``identify`` and ``analyze`` together."""
+    vol, sp, d = series.volume, series.pixel_spacing_mm, GEOMETRY.diameter_mm
+    return memo(vol, ("acr_ct.slice_signatures", tuple(map(float, sp)), d),
+                    lambda: loc.slice_signatures(vol, sp, diameter_mm=d))
+
+
 def identify(series) -> float:
     """Confidence (0..1) that the series shows an ACR CT 464 phantom, from its pixels only.
 
@@ -117,7 +124,7 @@ def identify(series) -> float:
         return 0.0
     g = GEOMETRY
     sp = series.pixel_spacing_mm
-    sig = loc.slice_signatures(series.volume, sp, diameter_mm=g.diameter_mm)
+    sig = _signatures(series)
     disk = math.pi * (g.diameter_mm / 2) ** 2
     present = (sig.area_mm2 > 0.85 * disk) & (sig.area_mm2 < 1.15 * disk)
     if not present.any():
@@ -168,7 +175,7 @@ def analyze(series) -> PhantomAnalysis:
     vol = series.volume
     sp = series.pixel_spacing_mm
     pos = np.asarray(series.positions_mm, dtype=np.float64)
-    sig = loc.slice_signatures(vol, sp, diameter_mm=g.diameter_mm)
+    sig = _signatures(series)
     disk = math.pi * (g.diameter_mm / 2) ** 2
     if not np.any(sig.area_mm2 > 0.4 * disk):
         raise LocalizationError(f"{series.where}: no Ø {g.diameter_mm:.0f} mm phantom found in any slice; "

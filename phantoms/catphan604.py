@@ -159,6 +159,12 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
     return Signatures(present, cy, cx, rad, med, blobs, labels)
 
 
+def _signatures_of(series) -> Signatures:
+    """The series' slice signatures, computed once for ``identify`` and ``analyze`` together."""
+    vol, spacing = series.volume, series.pixel_spacing_mm
+    return _ct.memo(vol, ("catphan604.signatures", tuple(map(float, spacing))), lambda: _signatures(vol, spacing))
+
+
 def identify(series) -> float:
     """Confidence (0..1) that ``series`` is a CatPhan 604.
 
@@ -168,7 +174,7 @@ def identify(series) -> float:
     """
     if getattr(series, "modality", "") != "CT":
         return 0.0
-    sig = _signatures(series.volume, series.pixel_spacing_mm)
+    sig = _signatures_of(series)
     ok = sig.present & (np.abs(sig.radius_mm - 100.0) < 12.0)
     if not ok.any():
         return 0.0
@@ -305,7 +311,7 @@ def locate(series, g: CatPhan604Geometry = GEOMETRY) -> tuple[Located, Signature
     spacing = series.pixel_spacing_mm
     where = series.where
     warnings: list[str] = []
-    sig = _signatures(vol, spacing)
+    sig = _signatures_of(series)
     z = np.asarray(series.positions_mm, dtype=np.float64)
     sens = np.flatnonzero(sig.labels == LABEL_SENSITOMETRY)
     present = np.flatnonzero(sig.present)
