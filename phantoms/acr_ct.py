@@ -433,7 +433,7 @@ def _slice_width(series, out, m: ModuleSlices, centre, rot) -> None:
     # the wires are seen best (whole profile on the wire) near the module centre
     near = sorted(m.indices, key=lambda i: abs(series.positions_mm[i] - m.z_centre_mm))[:MAX_RAMP_SLICES]
     for i in sorted(near):
-        img = np.asarray(series.volume[i], dtype=np.float64)
+        img = series.volume[i]          # sampled bilinearly in place (float32 read exactly)
         row, row_plain = [], []
         for ry in g.ramp_y_mm:
             p = meas.ramp_profile(img, sp, centre, rot, ramp_y_mm=ry, fit_limit_mm=g.ramp_half_length_mm)
