@@ -197,17 +197,19 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
     if body[0].any() or body[-1].any() or body[:, 0].any() or body[:, -1].any():
         raise LocalizationError(f"{where}: the phantom touches the image border (cut by the field of view); "
                                 f"centre the phantom or reconstruct a larger field of view")
-    yy, xx = np.nonzero(body)
-    cy0, cx0 = yy.mean() * s, xx.mean() * s
+    # centroid from row and column counts (exact integer sums, as the mean of the indices)
+    n_body = int(body.sum())
+    cy0 = float(body.sum(axis=1) @ np.arange(body.shape[0])) / n_body * s
+    cx0 = float(body.sum(axis=0) @ np.arange(body.shape[1])) / n_body * s
     r0_mm = math.sqrt(area / math.pi)
-    ok = np.isfinite(img)
     step = max(1, int(0.5 * r0_mm / max(dy, dx) / 50))          # ~100 x 100 samples suffice
     yo, xo = np.ogrid[0:img.shape[0]:step, 0:img.shape[1]:step]
-    sub_r = np.hypot((yo - cy0) * dy, (xo - cx0) * dx)
-    sub_i, sub_ok = img[::step, ::step], ok[::step, ::step]
-    inner = (sub_r < 0.8 * r0_mm) & sub_ok
+    sub_r2 = ((yo - cy0) * dy) ** 2 + ((xo - cx0) * dx) ** 2     # mm², compared with squared radii
+    sub_i = img[::step, ::step]
+    sub_ok = np.isfinite(sub_i)
+    inner = (sub_r2 < (0.8 * r0_mm) ** 2) & sub_ok
     body_level = float(np.median(sub_i[inner])) if inner.any() else float(np.median(sub[body]))
-    ring = (sub_r > r0_mm + 3.0) & (sub_r < r0_mm + 8.0) & sub_ok
+    ring = (sub_r2 > (r0_mm + 3.0) ** 2) & (sub_r2 < (r0_mm + 8.0) ** 2) & sub_ok
     air_level = float(np.median(sub_i[ring])) if ring.any() else -1000.0
     half = 0.5 * (body_level + air_level)
     # outermost crossing on each ray, searched from r0 + 8 mm inward to r0 - 8 mm
@@ -388,7 +390,7 @@ def refine_disk_centre(image: np.ndarray, centre_yx_px, radius_px: float, *, mar
         if y1 - y0 < 3 or x1 - x0 < 3:
             break
         sub = np.asarray(image[y0:y1, x0:x1], dtype=np.float64)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
+        yy, xx = np.ogrid[y0:y1, x0:x1]          # broadcast: same values as mgrid, no index images
         win = ((yy - cy) ** 2 + (xx - cx) ** 2 <= rw * rw) & np.isfinite(sub)
         w = (sub - outside_hu) / (inside_hu - outside_hu)
         w = np.where(win, w, 0.0)
@@ -558,13 +560,13 @@ def nps_from_rois(stack: np.ndarray, *, spacing_mm, centres_yx_px, size_mm: floa
     n = int(round(size_mm / (0.5 * (dy + dx))))
     n -= n % 2
     c = np.asarray(centres_yx_px, dtype=np.float64).reshape(-1, 2)
-    rois = []
-    for cy, cx in c:
+    nz = arr.shape[0]
+    stack_rois = np.empty((len(c) * nz, n, n))          # ROI-major, then slices; float64 in one copy
+    for k, (cy, cx) in enumerate(c):
         y0, x0 = int(round(cy - n / 2)), int(round(cx - n / 2))
         if y0 < 0 or x0 < 0 or y0 + n > arr.shape[1] or x0 + n > arr.shape[2]:
             raise LocalizationError(f"{where}: NPS ROI at ({cy:.0f}, {cx:.0f}) px leaves the image")
-        rois.append(arr[:, y0:y0 + n, x0:x0 + n])
-    stack_rois = np.concatenate(rois, axis=0).astype(np.float64)
+        stack_rois[k * nz:(k + 1) * nz] = arr[:, y0:y0 + n, x0:x0 + n]
     if not np.all(np.isfinite(stack_rois)):
         raise LocalizationError(f"{where}: NPS ROIs hold non-finite pixels")
     nps, fy, fx, variance = nps_2d(stack_rois, dy, dx, return_variance=True)
