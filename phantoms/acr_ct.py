@@ -202,7 +202,7 @@ def analyze(series) -> PhantomAnalysis:
                                 f"its metrics are not reported")
 
     # per-module mean images and centres
-    images = {k: vol[list(m.indices)].mean(axis=0, dtype=np.float64) for k, m in mods.items()}
+    images = {k: _mean_image(vol, m.indices) for k, m in mods.items()}
     centres = {}
     for k, m in mods.items():
         guess = (float(np.nanmean(sig.cy_px[list(m.indices)])), float(np.nanmean(sig.cx_px[list(m.indices)])))
@@ -241,6 +241,16 @@ def analyze(series) -> PhantomAnalysis:
         raise LocalizationError(f"{series.where}: ACR CT 464 modules found ({', '.join(map(str, mods))}) "
                                 f"but nothing could be measured")
     return out
+
+
+def _mean_image(vol: np.ndarray, indices) -> np.ndarray:
+    """Float64 mean of the slices ``indices``: ``vol[indices].mean(axis=0, dtype=float64)``
+    (the same sequential sum, bit for bit) without the copy of the selected slices."""
+    acc = vol[indices[0]].astype(np.float64)
+    for i in indices[1:]:
+        acc += vol[i]
+    acc /= len(indices)
+    return acc
 
 
 def _check(series) -> None:
