@@ -305,12 +305,19 @@ def _ring_blobs(image, spacing, centre, g: CatPhan604Geometry, bg: float, n: int
     a = uniform_filter1d(np.abs(prof), width, mode="wrap")
     sep = int(round(math.degrees(2.2 * g.insert_radius_mm / g.insert_distance_mm) / 0.5))
     order = np.argsort(a)[::-1]
+    # strongest first, each at least ``sep`` samples (circularly) from those already picked
     picked: list[int] = []
-    for i in order:
-        if all(min(abs(i - j), th.size - abs(i - j)) >= sep for j in picked):
-            picked.append(int(i))
-        if len(picked) == n:
+    blocked = np.zeros(th.size, dtype=bool)
+    k = np.arange(th.size)
+    while len(picked) < n:
+        free = order[~blocked[order]]
+        if free.size == 0:
             break
+        i = int(free[0])
+        picked.append(i)
+        d = np.abs(k - i)
+        blocked |= np.minimum(d, th.size - d) < sep
+        blocked[i] = True
     return th[picked], a[picked], th, prof
 
 
