@@ -134,8 +134,7 @@ def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True
     nps = power * (dx_mm * dy_mm) / (nx * ny)
     fy, fx = np.fft.fftfreq(ny, d=dy_mm), np.fft.fftfreq(nx, d=dx_mm)
     if return_variance:
-        flat = res.reshape(-1)
-        return nps, fy, fx, float(np.dot(flat, flat)) / flat.size   # mean square, no (n, ny, nx) temporary
+        return nps, fy, fx, float(np.mean(res ** 2))
     return nps, fy, fx
 
 
