@@ -70,6 +70,15 @@ def memo(volume: np.ndarray, key: tuple, compute):
     return cache[key]
 
 
+def _view_memo(image: np.ndarray, key: tuple, compute):
+    """:func:`memo` for a result computed from ``image``, which may be a view such as
+    ``series.volume[z]`` (a new object at each indexing): keyed on the array that owns the
+    memory and on the view's address, shape and strides, so the same pixels share one entry."""
+    owner = image.base if isinstance(image.base, np.ndarray) else image
+    view = (image.__array_interface__["data"][0], image.shape, image.strides, image.dtype.str)
+    return memo(owner, key + view, compute)
+
+
 # --------------------------------------------------------------------------- geometry
 
 
@@ -159,6 +168,43 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~outside[bl]
 
 
+def _coarse_body(img: np.ndarray, dy: float, dx: float, threshold_hu: float, min_radius_mm: float) -> tuple:
+    """First stage of :func:`find_body`, independent of the number of rays: the body mask on a
+    ~1 mm grid, its centroid and equivalent radius, and the half level between body and air.
+
+    Returns ``("ok", cy0_px, cx0_px, r0_mm, area_mm2, half_hu)`` or a failure ``("none",)``,
+    ``("small", area_mm2)``, ``("border",)`` for the caller to report.
+    """
+    # coarse mask on a ~1 mm grid (cheap labelling); the edge itself is fitted at full resolution
+    s = max(1, int(1.0 / max(dy, dx)))
+    sub = img[::s, ::s]
+    mask = np.isfinite(sub) & (sub > threshold_hu)
+    if not mask.any():
+        return ("none",)
+    body = _fill_holes(_largest_component(mask))
+    area = float(body.sum()) * dy * dx * s * s
+    if area < math.pi * min_radius_mm ** 2:
+        return ("small", area)
+    if body[0].any() or body[-1].any() or body[:, 0].any() or body[:, -1].any():
+        return ("border",)
+    # centroid from row and column counts (exact integer sums, as the mean of the indices)
+    n_body = int(body.sum())
+    cy0 = float(body.sum(axis=1) @ np.arange(body.shape[0])) / n_body * s
+    cx0 = float(body.sum(axis=0) @ np.arange(body.shape[1])) / n_body * s
+    r0_mm = math.sqrt(area / math.pi)
+    step = max(1, int(0.5 * r0_mm / max(dy, dx) / 50))          # ~100 x 100 samples suffice
+    yo, xo = np.ogrid[0:img.shape[0]:step, 0:img.shape[1]:step]
+    sub_r2 = ((yo - cy0) * dy) ** 2 + ((xo - cx0) * dx) ** 2     # mm², compared with squared radii
+    sub_i = img[::step, ::step]
+    sub_ok = np.isfinite(sub_i)
+    inner = (sub_r2 < (0.8 * r0_mm) ** 2) & sub_ok
+    body_level = float(np.median(sub_i[inner])) if inner.any() else float(np.median(sub[body]))
+    ring = (sub_r2 > (r0_mm + 3.0) ** 2) & (sub_r2 < (r0_mm + 8.0) ** 2) & sub_ok
+    air_level = float(np.median(sub_i[ring])) if ring.any() else -1000.0
+    half = 0.5 * (body_level + air_level)
+    return ("ok", cy0, cx0, r0_mm, area, half)
+
+
 def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, where: str = "",
               min_radius_mm: float = 30.0, n_rays: int = 180) -> Body:
     """Locate a round phantom body on one CT slice with sub-pixel precision.
@@ -184,34 +230,16 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
 
     img = np.asarray(image)
     dy, dx = float(spacing_mm[0]), float(spacing_mm[1])
-    # coarse mask on a ~1 mm grid (cheap labelling); the edge itself is fitted at full resolution
-    s = max(1, int(1.0 / max(dy, dx)))
-    sub = img[::s, ::s]
-    mask = np.isfinite(sub) & (sub > threshold_hu)
-    if not mask.any():
+    coarse = _view_memo(img, ("_ct.coarse_body", dy, dx, float(threshold_hu), float(min_radius_mm)),
+                        lambda: _coarse_body(img, dy, dx, threshold_hu, min_radius_mm))
+    if coarse[0] == "none":
         raise LocalizationError(f"{where}: no object above {threshold_hu:g} HU; is this a phantom scan?")
-    body = _fill_holes(_largest_component(mask))
-    area = float(body.sum()) * dy * dx * s * s
-    if area < math.pi * min_radius_mm ** 2:
-        raise LocalizationError(f"{where}: largest object is only {area / 100:.1f} cm²; no phantom found")
-    if body[0].any() or body[-1].any() or body[:, 0].any() or body[:, -1].any():
+    if coarse[0] == "small":
+        raise LocalizationError(f"{where}: largest object is only {coarse[1] / 100:.1f} cm²; no phantom found")
+    if coarse[0] == "border":
         raise LocalizationError(f"{where}: the phantom touches the image border (cut by the field of view); "
                                 f"centre the phantom or reconstruct a larger field of view")
-    # centroid from row and column counts (exact integer sums, as the mean of the indices)
-    n_body = int(body.sum())
-    cy0 = float(body.sum(axis=1) @ np.arange(body.shape[0])) / n_body * s
-    cx0 = float(body.sum(axis=0) @ np.arange(body.shape[1])) / n_body * s
-    r0_mm = math.sqrt(area / math.pi)
-    step = max(1, int(0.5 * r0_mm / max(dy, dx) / 50))          # ~100 x 100 samples suffice
-    yo, xo = np.ogrid[0:img.shape[0]:step, 0:img.shape[1]:step]
-    sub_r2 = ((yo - cy0) * dy) ** 2 + ((xo - cx0) * dx) ** 2     # mm², compared with squared radii
-    sub_i = img[::step, ::step]
-    sub_ok = np.isfinite(sub_i)
-    inner = (sub_r2 < (0.8 * r0_mm) ** 2) & sub_ok
-    body_level = float(np.median(sub_i[inner])) if inner.any() else float(np.median(sub[body]))
-    ring = (sub_r2 > (r0_mm + 3.0) ** 2) & (sub_r2 < (r0_mm + 8.0) ** 2) & sub_ok
-    air_level = float(np.median(sub_i[ring])) if ring.any() else -1000.0
-    half = 0.5 * (body_level + air_level)
+    _, cy0, cx0, r0_mm, area, half = coarse
     # outermost crossing on each ray, searched from r0 + 8 mm inward to r0 - 8 mm
     th = np.linspace(0, 2 * np.pi, n_rays, endpoint=False)
     step_mm = 0.25 * min(dy, dx)
