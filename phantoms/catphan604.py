@@ -153,7 +153,11 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
         if low.sum() * sy * sx > 40.0 and high.sum() * sy * sx > 40.0:
             labels[z] = LABEL_SENSITOMETRY
             # insert-sized blobs of clear contrast on the 58.7 mm ring
-            odd = ring & (np.abs(ndimage.uniform_filter(img, 3) - bg) > 90.0)
+            # the ring's own box (plus the 3 x 3 filter's margin) holds every candidate pixel
+            ry0, ry1 = max(int(c_y - 67.0 / sy) - 2 - y0, 0), min(int(c_y + 67.0 / sy) + 3 - y0, img.shape[0])
+            rx0, rx1 = max(int(c_x - 67.0 / sx) - 2 - x0, 0), min(int(c_x + 67.0 / sx) + 3 - x0, img.shape[1])
+            box = img[ry0:ry1, rx0:rx1]
+            odd = ring[ry0:ry1, rx0:rx1] & (np.abs(ndimage.uniform_filter(box, 3) - bg) > 90.0)
             lab, n = ndimage.label(odd)
             if n:
                 sizes = np.bincount(lab.ravel())[1:] * sy * sx
