@@ -28,7 +28,7 @@ from iqa.errors import InputError, LocalizationError
 from iqa.kernels.roi import circle_stats
 from iqa.phantoms import _acr_ct_locate as loc
 from iqa.phantoms import _acr_ct_measure as meas
-from iqa.phantoms._ct import linearity, pooled
+from iqa.phantoms._ct import linearity, memo, pooled
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,13 @@ MTF_INSERT = "bone"
 
 # --------------------------------------------------------------------------- identify
 
+def _signatures(series) -> loc.SliceSignature:
+    """The series' slice signatures, computed once for ``identify`` and ``analyze`` together."""
+    vol, sp, d = series.volume, series.pixel_spacing_mm, GEOMETRY.diameter_mm
+    return memo(vol, ("acr_ct.slice_signatures", tuple(map(float, sp)), d),
+                    lambda: loc.slice_signatures(vol, sp, diameter_mm=d))
+
+
 def identify(series) -> float:
     """Confidence (0..1) that the series shows an ACR CT 464 phantom, from its pixels only.
 
@@ -117,7 +124,7 @@ def identify(series) -> float:
         return 0.0
     g = GEOMETRY
     sp = series.pixel_spacing_mm
-    sig = loc.slice_signatures(series.volume, sp, diameter_mm=g.diameter_mm)
+    sig = _signatures(series)
     disk = math.pi * (g.diameter_mm / 2) ** 2
     present = (sig.area_mm2 > 0.85 * disk) & (sig.area_mm2 < 1.15 * disk)
     if not present.any():
@@ -168,7 +175,7 @@ def analyze(series) -> PhantomAnalysis:
     vol = series.volume
     sp = series.pixel_spacing_mm
     pos = np.asarray(series.positions_mm, dtype=np.float64)
-    sig = loc.slice_signatures(vol, sp, diameter_mm=g.diameter_mm)
+    sig = _signatures(series)
     disk = math.pi * (g.diameter_mm / 2) ** 2
     if not np.any(sig.area_mm2 > 0.4 * disk):
         raise LocalizationError(f"{series.where}: no Ø {g.diameter_mm:.0f} mm phantom found in any slice; "
@@ -195,7 +202,7 @@ def analyze(series) -> PhantomAnalysis:
                                 f"its metrics are not reported")
 
     # per-module mean images and centres
-    images = {k: vol[list(m.indices)].mean(axis=0, dtype=np.float64) for k, m in mods.items()}
+    images = {k: _mean_image(vol, m.indices) for k, m in mods.items()}
     centres = {}
     for k, m in mods.items():
         guess = (float(np.nanmean(sig.cy_px[list(m.indices)])), float(np.nanmean(sig.cx_px[list(m.indices)])))
@@ -234,6 +241,16 @@ def analyze(series) -> PhantomAnalysis:
         raise LocalizationError(f"{series.where}: ACR CT 464 modules found ({', '.join(map(str, mods))}) "
                                 f"but nothing could be measured")
     return out
+
+
+def _mean_image(vol: np.ndarray, indices) -> np.ndarray:
+    """Float64 mean of the slices ``indices``: ``vol[indices].mean(axis=0, dtype=float64)``
+    (the same sequential sum, bit for bit) without the copy of the selected slices."""
+    acc = vol[indices[0]].astype(np.float64)
+    for i in indices[1:]:
+        acc += vol[i]
+    acc /= len(indices)
+    return acc
 
 
 def _check(series) -> None:
@@ -426,7 +443,7 @@ def _slice_width(series, out, m: ModuleSlices, centre, rot) -> None:
     # the wires are seen best (whole profile on the wire) near the module centre
     near = sorted(m.indices, key=lambda i: abs(series.positions_mm[i] - m.z_centre_mm))[:MAX_RAMP_SLICES]
     for i in sorted(near):
-        img = np.asarray(series.volume[i], dtype=np.float64)
+        img = series.volume[i]          # sampled bilinearly in place (float32 read exactly)
         row, row_plain = [], []
         for ry in g.ramp_y_mm:
             p = meas.ramp_profile(img, sp, centre, rot, ramp_y_mm=ry, fit_limit_mm=g.ramp_half_length_mm)

@@ -18,6 +18,21 @@ def test_bilinear_random_and_edges():
     assert np.isnan(bilinear(img, [-0.5], [3.0])[0])
 
 
+def test_float32_image_read_in_place_same_result():
+    """A float32 image (what the loader gives) is sampled without a float64 copy, same values."""
+    rng = np.random.default_rng(5)
+    img = rng.normal(0, 300, size=(30, 40)).astype(np.float32)
+    img[4, 7] = np.nan
+    ys, xs = rng.uniform(-1, 30, 500), rng.uniform(-1, 40, 500)
+    np.testing.assert_array_equal(bilinear(img, ys, xs), bilinear(img.astype(np.float64), ys, xs))
+    np.testing.assert_allclose(bilinear(img, ys, xs), bilinear_ref(img, ys, xs), equal_nan=True, atol=1e-9)
+    args = (3.2, 4.1, 25.7, 28.9, 57, 4, 0.8)
+    np.testing.assert_array_equal(line_profile(img, *args), line_profile(img.astype(np.float64), *args))
+    np.testing.assert_allclose(line_profile(img, *args), line_profile_ref(img, *args), equal_nan=True, atol=1e-9)
+    ints = np.arange(12, dtype=np.int16).reshape(3, 4)          # other dtypes are still widened
+    np.testing.assert_array_equal(bilinear(ints, [1.5], [2.5]), [8.5])
+
+
 def test_bilinear_linear_field_exact():
     y, x = np.mgrid[0:10, 0:10].astype(float)
     img = 2 * x - 3 * y + 1
