@@ -60,6 +60,23 @@ class Rod:
 # --------------------------------------------------------------------------- identification
 
 
+def _disk_box(image: np.ndarray, spacing_mm, body: _ct.Body, radius_mm: float):
+    """The bounding box of a disk of ``radius_mm`` about the body centre, plus the margin a
+    3 × 3 filter needs: ``(crop, inside, (y0, x0))`` with ``inside`` the disk within ``crop``.
+
+    Filtering and thresholding the crop gives the same values inside the disk as the whole
+    image would, for a fraction of the work on a large field of view.
+    """
+    dy, dx = spacing_mm
+    cy, cx = body.centre_yx_px
+    ry, rx = radius_mm / dy, radius_mm / dx
+    y0, y1 = max(int(cy - ry) - 2, 0), min(int(cy + ry) + 3, image.shape[0])
+    x0, x1 = max(int(cx - rx) - 2, 0), min(int(cx + rx) + 3, image.shape[1])
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    inside = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 < radius_mm ** 2
+    return image[y0:y1, x0:x1], inside, (y0, x0)
+
+
 def _uniform_disk_score(image: np.ndarray, spacing_mm, body: _ct.Body | None = None) -> float:
     """1 for a round uniform ~0 HU disk with at most one small high-contrast rod; lower otherwise.
 
@@ -74,15 +91,7 @@ def _uniform_disk_score(image: np.ndarray, spacing_mm, body: _ct.Body | None = N
     if not (60.0 <= body.radius_mm <= 250.0) or body.roundness > 0.02:
         return 0.1
     dy, dx = spacing_mm
-    # Work on the disk's bounding box (plus the 3 x 3 filter's margin): same pixels, same
-    # result, a fraction of the work on a large field of view.
-    cy, cx = body.centre_yx_px
-    ry, rx = (body.radius_mm - 10.0) / dy, (body.radius_mm - 10.0) / dx
-    y0, y1 = max(int(cy - ry) - 2, 0), min(int(cy + ry) + 3, image.shape[0])
-    x0, x1 = max(int(cx - rx) - 2, 0), min(int(cx + rx) + 3, image.shape[1])
-    image = image[y0:y1, x0:x1]
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    inner = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 < (body.radius_mm - 10.0) ** 2
+    image, inner, _ = _disk_box(image, spacing_mm, body, body.radius_mm - 10.0)
     vals = image[inner]
     med = float(np.median(vals))
     if abs(med) > 60.0:
@@ -138,15 +147,8 @@ def _slice_score(series, z: int) -> float:
 def _find_rod(image: np.ndarray, spacing_mm, body: _ct.Body, water_hu: float) -> Rod | None:
     from scipy import ndimage
     dy, dx = spacing_mm
-    # only the disk's bounding box (plus the 3 x 3 filter's margin) can hold the rod: same
-    # pixels, same smoothing inside the disk, a fraction of the work of the whole image
-    cy, cx = body.centre_yx_px
-    ry, rx = (body.radius_mm - 5.0) / dy, (body.radius_mm - 5.0) / dx
-    y0, y1 = max(int(cy - ry) - 2, 0), min(int(cy + ry) + 3, image.shape[0])
-    x0, x1 = max(int(cx - rx) - 2, 0), min(int(cx + rx) + 3, image.shape[1])
-    crop = image[y0:y1, x0:x1]
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    inside = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 < (body.radius_mm - 5.0) ** 2
+    # only the disk can hold the rod
+    crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, body.radius_mm - 5.0)
     smooth = ndimage.uniform_filter(np.asarray(crop, dtype=np.float32), size=3)
     mask = inside & (smooth > water_hu + GEOMETRY.rod_threshold_hu)
     if not mask.any():
