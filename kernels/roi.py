@@ -24,29 +24,37 @@ __all__ = ["circle_stats"]
 
 
 @njit(cache=True)
+def _row_span(cy, cx, r2, y, nx):
+    """First and last column of row ``y`` whose pixel centres lie in the circle (x1 < x0: none)."""
+    dy = y - cy
+    rest = r2 - dy * dy
+    if rest < 0.0:
+        return 1, 0
+    w = np.sqrt(rest)
+    x0 = max(int(np.ceil(cx - w)), 0)
+    x1 = min(int(np.floor(cx + w)), nx - 1)
+    # the ceil/floor bounds are exact up to rounding; the centre test below settles the ends
+    while x0 <= x1 and (x0 - cx) ** 2 + dy * dy > r2:
+        x0 += 1
+    while x1 >= x0 and (x1 - cx) ** 2 + dy * dy > r2:
+        x1 -= 1
+    return x0, x1
+
+
+@njit(cache=True)
 def _circle_stats(stack, cy, cx, rad, mean, sd, count):
     nz, ny, nx = stack.shape
     nk = cy.shape[0]
     for k in range(nk):
-        r = rad[k]
-        r2 = r * r
-        y0 = max(int(np.ceil(cy[k] - r)), 0)
-        y1 = min(int(np.floor(cy[k] + r)), ny - 1)
+        r2 = rad[k] * rad[k]
+        y0 = max(int(np.ceil(cy[k] - rad[k])), 0)
+        y1 = min(int(np.floor(cy[k] + rad[k])), ny - 1)
         for z in range(nz):
             s = 0.0
             c = 0
             for y in range(y0, y1 + 1):
-                dy = y - cy[k]
-                rest = r2 - dy * dy
-                if rest < 0.0:
-                    continue
-                w = np.sqrt(rest)
-                x0 = max(int(np.ceil(cx[k] - w)), 0)
-                x1 = min(int(np.floor(cx[k] + w)), nx - 1)
+                x0, x1 = _row_span(cy[k], cx[k], r2, y, nx)
                 for x in range(x0, x1 + 1):
-                    dx = x - cx[k]
-                    if dx * dx + dy * dy > r2:
-                        continue
                     v = np.float64(stack[z, y, x])
                     if np.isfinite(v):
                         s += v
@@ -61,19 +69,11 @@ def _circle_stats(stack, cy, cx, rad, mean, sd, count):
             if c < 2:
                 sd[z, k] = np.nan
                 continue
+            # second pass: squared deviations about the mean (exact for large offsets)
             ss = 0.0
             for y in range(y0, y1 + 1):
-                dy = y - cy[k]
-                rest = r2 - dy * dy
-                if rest < 0.0:
-                    continue
-                w = np.sqrt(rest)
-                x0 = max(int(np.ceil(cx[k] - w)), 0)
-                x1 = min(int(np.floor(cx[k] + w)), nx - 1)
+                x0, x1 = _row_span(cy[k], cx[k], r2, y, nx)
                 for x in range(x0, x1 + 1):
-                    dx = x - cx[k]
-                    if dx * dx + dy * dy > r2:
-                        continue
                     v = np.float64(stack[z, y, x])
                     if np.isfinite(v):
                         d = v - m
