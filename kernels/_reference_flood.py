@@ -1,7 +1,7 @@
-"""Plain NumPy references for the flood and grid kernels (``snr``, ``grid``).
+"""Plain NumPy references for the flood and grid kernels (``snr``, ``grid``, ``gaussian``).
 
-Written to be obviously correct, not fast: ``tests/kernels/test_snr.py`` and
-``tests/kernels/test_grid.py`` check the ``@njit`` fast paths against these on random, NaN,
+Written to be obviously correct, not fast: ``tests/kernels/test_snr.py``,
+``tests/kernels/test_grid.py`` and ``tests/kernels/test_gaussian.py`` check the ``@njit`` fast paths against these on random, NaN,
 edge and tiny inputs.
 """
 from __future__ import annotations
@@ -93,4 +93,31 @@ def refine_centroids_ref(weights, ys, xs, radius_px):
         ww = w * disk
         s = ww.sum()
         out[k] = ((ww * gy).sum() / s, (ww * gx).sum() / s) if s > 0 else (np.nan, np.nan)
+    return out
+
+
+# --------------------------------------------------------------------------- gaussian
+
+
+def gaussian_filter_ref(image, sigma, mode="reflect", truncate=4.0):
+    """Separable Gaussian: pad each axis (``np.pad``), weighted sum of shifted copies, y then x."""
+    out = np.asarray(image, dtype=np.float64).copy()
+    sigmas = (sigma, sigma) if np.ndim(sigma) == 0 else tuple(sigma)
+    pad_mode = {"constant": "constant", "reflect": "symmetric", "nearest": "edge"}[mode]
+    for axis, s in enumerate(sigmas):
+        s = float(s)
+        if s <= 1e-15 or out.size == 0:
+            continue
+        r = int(truncate * s + 0.5)
+        k = np.arange(-r, r + 1)
+        w = np.exp(-0.5 * k ** 2 / (s * s))
+        w /= w.sum()
+        widths = [(0, 0), (0, 0)]
+        widths[axis] = (r, r)
+        padded = np.pad(out, widths, mode=pad_mode)
+        n = out.shape[axis]
+        acc = np.zeros_like(out)
+        for j, wj in enumerate(w):
+            acc += wj * np.take(padded, np.arange(j, j + n), axis=axis)
+        out = acc
     return out

@@ -38,6 +38,7 @@ from scipy import ndimage as ndi
 
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
+from iqa.kernels.gaussian import gaussian_filter
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
@@ -119,7 +120,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def _rough_mask(image: np.ndarray) -> np.ndarray | None:
     """Largest bright connected object, holes filled; None when nothing stands out."""
-    smooth = ndi.gaussian_filter(image, 1.0)
+    smooth = gaussian_filter(image, 1.0)
     hi, lo = (float(v) for v in np.percentile(smooth, [99.0, 5.0]))
     if not hi > lo:
         return None
@@ -135,8 +136,8 @@ def _rough_mask(image: np.ndarray) -> np.ndarray | None:
 
 def _level_map(image: np.ndarray, interior: np.ndarray, sigma_px: float) -> np.ndarray:
     """Local phantom level: normalised convolution of the interior signal (defined everywhere)."""
-    num = ndi.gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
-    den = ndi.gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
+    num = gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
+    den = gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
     fallback = float(np.median(image[interior]))
     with np.errstate(invalid="ignore", divide="ignore"):
         level = np.where(den > 1e-3, num / den, fallback)
@@ -210,7 +211,7 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
         interior = rough
     sigma_px = geometry.level_sigma_mm / math.sqrt(dy * dx)
     level = _level_map(image, interior, sigma_px)
-    smooth = ndi.gaussian_filter(image, 0.5)
+    smooth = gaussian_filter(image, 0.5)
     above = smooth > 0.5 * level
     labels, n = ndi.label(above & ndi.binary_dilation(rough, iterations=3))
     if n == 0:
@@ -462,7 +463,7 @@ def structure_score(image: np.ndarray, loc: FloodLocalization, spacing_mm: tuple
     more than 20 % of it, well above the noise of any usable flood image.
     """
     dy, dx = spacing_mm
-    fine = ndi.gaussian_filter(image, (1.0 / dy, 1.0 / dx))
+    fine = gaussian_filter(image, (1.0 / dy, 1.0 / dx))
     rel = np.abs(fine - loc.level) / np.maximum(loc.level, 1e-12)
     return float(np.mean(rel[loc.signal_roi] > 0.2))
 
