@@ -118,6 +118,36 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~border[labels]
 
 
+def _erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``ndi.binary_erosion(mask, iterations=...)``: 4-neighbour cross, outside the image False.
+
+    Shifted ANDs of the whole array (~10x faster than scipy's per-pixel structuring loop)."""
+    out = np.asarray(mask, dtype=bool)
+    for _ in range(iterations):
+        m = out
+        out = m.copy()
+        out[1:] &= m[:-1]
+        out[:-1] &= m[1:]
+        out[:, 1:] &= m[:, :-1]
+        out[:, :-1] &= m[:, 1:]
+        out[0] = out[-1] = False
+        out[:, 0] = out[:, -1] = False
+    return out
+
+
+def _dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``ndi.binary_dilation(mask, iterations=...)``: 4-neighbour cross, by shifted ORs."""
+    out = np.asarray(mask, dtype=bool)
+    for _ in range(iterations):
+        m = out
+        out = m.copy()
+        out[1:] |= m[:-1]
+        out[:-1] |= m[1:]
+        out[:, 1:] |= m[:, :-1]
+        out[:, :-1] |= m[:, 1:]
+    return out
+
+
 def _rough_mask(image: np.ndarray) -> np.ndarray | None:
     """Largest bright connected object, holes filled; None when nothing stands out."""
     smooth = gaussian_filter(image, 1.0)
@@ -206,14 +236,14 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
                                 "least 5 times brighter than its surroundings)")
     ry, rx = np.nonzero(rough)
     rough_centre = (float(ry.mean()), float(rx.mean()))
-    interior = ndi.binary_erosion(rough, iterations=2)
+    interior = _erode_cross(rough, 2)
     if interior.sum() < 50:
         interior = rough
     sigma_px = geometry.level_sigma_mm / math.sqrt(dy * dx)
     level = _level_map(image, interior, sigma_px)
     smooth = gaussian_filter(image, 0.5)
     above = smooth > 0.5 * level
-    labels, n = ndi.label(above & ndi.binary_dilation(rough, iterations=3))
+    labels, n = ndi.label(above & _dilate_cross(rough, 3))
     if n == 0:
         raise LocalizationError("no phantom found above half its own signal level")
     sizes = np.bincount(labels.ravel())
