@@ -59,6 +59,29 @@ def match_template_ref(image, template):
     return out
 
 
+def ncc_rank_k_ref(image, template, rank):
+    image = np.asarray(image, dtype=np.float64)
+    image = image - image.mean()
+    tz = np.asarray(template, dtype=np.float64) - np.mean(template)
+    u, sv, vt = np.linalg.svd(tz)
+    k = max(1, min(rank, sv.size))
+    tk = (u[:, :k] * sv[:k]) @ vt[:k]
+    tnorm = np.sqrt((tz * tz).sum())
+    ny, nx = image.shape
+    ty, tx = tz.shape
+    out = np.full((max(ny - ty + 1, 0), max(nx - tx + 1, 0)), np.nan)
+    if not tnorm > 0 or out.size == 0:      # nothing to bound
+        return out, 0.0
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            w = image[y:y + ty, x:x + tx]
+            wc = w - w.mean()
+            energy = (wc * wc).sum()
+            if energy > 1e-9 * (w * w).sum():
+                out[y, x] = (wc * tk).sum() / (np.sqrt(energy) * tnorm)
+    return out, float(np.sqrt((sv[k:] ** 2).sum()) / tnorm)
+
+
 def local_peaks_ref(score, radius_px, min_score):
     score = np.asarray(score, dtype=np.float64)
     ny, nx = score.shape
