@@ -184,16 +184,14 @@ def _profile_edges(image: np.ndarray, level: np.ndarray, centre_yx: tuple[float,
     cy, cx = centre_yx
     n = image.shape[1] if axis == 1 else image.shape[0]
     s = np.arange(n, dtype=np.float64)
-    lines = []
-    for off in (-1.0, 0.0, 1.0):
-        if axis == 1:
-            coords = np.vstack([np.full(n, cy + off), s])
-        else:
-            coords = np.vstack([s, np.full(n, cx + off)])
-        lines.append((ndi.map_coordinates(image, coords, order=1, mode="nearest"),
-                      ndi.map_coordinates(level, coords, order=1, mode="nearest")))
-    prof = np.mean([p for p, _ in lines], axis=0)
-    half = 0.5 * np.mean([lv for _, lv in lines], axis=0)
+    offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
+    along = np.tile(s, 3)
+    if axis == 1:
+        coords = np.vstack([cy + offsets, along])
+    else:
+        coords = np.vstack([along, cx + offsets])
+    prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+    half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
     f = prof - half
     c = cx if axis == 1 else cy
     i0 = int(round(c))
