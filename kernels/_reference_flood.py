@@ -1,8 +1,8 @@
 """Plain NumPy references for the flood and grid kernels (``snr``, ``grid``, ``gaussian``).
 
 Written to be obviously correct, not fast: ``tests/kernels/test_snr.py``,
-``tests/kernels/test_grid.py`` and ``tests/kernels/test_gaussian.py`` check the ``@njit`` fast paths against these on random, NaN,
-edge and tiny inputs.
+``tests/kernels/test_grid.py`` and ``tests/kernels/test_gaussian.py`` check the ``@njit`` fast
+paths against these on random, NaN, edge and tiny inputs.
 """
 from __future__ import annotations
 

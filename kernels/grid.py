@@ -11,6 +11,11 @@ Their positions are found in three steps, each a plain function of arrays:
 3. ``refine_centroids(weights, ys, xs, radius_px)``: sub-pixel centre of mass of ``weights``
    (the caller's contrast image, >= 0) within a disk of ``radius_px`` about each peak.
 
+Two helpers let a caller skip most of step 1: ``ncc_rank_k(image, template, rank)`` bounds the
+NCC of every window (a separable pass with the template's rank-k SVD truncation, exact NCC within
+``± rho``), and ``match_template_at(image, template, ys, xs)`` gives the exact NCC (bit for bit
+``match_template``) at chosen centres only.
+
 The residuals against the nominal grid are computed by the phantom module (a rigid least-squares
 fit, AAPM Report 100, 2010, section on spatial linearity).  Plain NumPy references are in
 :mod:`iqa.kernels._reference_flood`.

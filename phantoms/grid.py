@@ -6,7 +6,9 @@ Pipeline (AAPM Report 100 (2010) "spatial linearity"; ``docs/conventions.md``, `
    cross-correlation with a blurred disc of the nominal rod diameter
    (:func:`iqa.kernels.grid.match_template`), keep local maxima that are also strong in
    contrast, and refine each to sub-pixel by its contrast-weighted centre of mass
-   (:func:`iqa.kernels.grid.refine_centroids`);
+   (:func:`iqa.kernels.grid.refine_centroids`); a cheap bound on the correlation first turns away
+   images that cannot hold enough peaks (floods) and limits the exact match to the pixels where
+   a peak is possible (:func:`_score`, same peaks as the full match);
 2. assign every point to a node of the nominal square lattice (pitch from the phantom geometry,
    in-plane rotation from the nearest-neighbour directions), rejecting points that sit between
    nodes;
