@@ -139,8 +139,8 @@ def test_bounded_sparse_match_detects_exactly_what_the_full_match_does(fixture_d
 @pytest.mark.realdata
 def test_bounded_sparse_match_on_real_scans():
     from tests.conftest import shared_data
-    for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"), ("mr", "slicewidth", "SLICEWIDTH"),
-                  ("mr", "acr", "Siemens"), ("mr", "acr", "GE_Artist_1.5T_T1")):
+    for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"),
+                  ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens"), ("mr", "acr", "GE_Artist_1.5T_T1")):
         for s in load([shared_data(*parts)]).series:
             z, image, spacing = grid._slice(s)
             _same_detection(image, spacing)
