@@ -39,6 +39,7 @@ from scipy import ndimage as ndi
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
 from iqa.kernels.gaussian import gaussian_filter
+from iqa.kernels.profiles import bilinear_inside
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
@@ -262,10 +263,12 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     ya, yb = max(0, math.floor(cy + k * (y0 - 1 - cy))), min(ny, math.ceil(cy + k * (y1 + 1 - cy)) + 1)
     xa, xb = max(0, math.floor(cx + k * (x0 - 1 - cx))), min(nx, math.ceil(cx + k * (x1 + 1 - cx)) + 1)
     gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
-    src = np.vstack([(cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()])
+    src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
+    vals = bilinear_inside(signed, src_y, src_x)        # scipy's arithmetic, without its overhead
+    if vals is None:                                     # a source near the border: scipy's cval
+        vals = ndi.map_coordinates(signed, np.vstack([src_y, src_x]), order=1, mode="constant", cval=-1.0)
     roi = np.zeros((ny, nx), dtype=bool)
-    roi[ya:yb, xa:xb] = (ndi.map_coordinates(signed, src, order=1, mode="constant", cval=-1.0) > 0
-                         ).reshape(yb - ya, xb - xa)
+    roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
     ex = _profile_edges(image, level, (cy, cx), axis=1)
     ey = _profile_edges(image, level, (cy, cx), axis=0)
     # sub-pixel area: count plus the partial boundary from the signed function is not needed here
