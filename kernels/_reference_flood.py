@@ -1,8 +1,8 @@
-"""Plain NumPy references for the flood and grid kernels (``snr``, ``grid``).
+"""Plain NumPy references for the flood and grid kernels (``snr``, ``grid``, ``gaussian``).
 
-Written to be obviously correct, not fast: ``tests/kernels/test_snr.py`` and
-``tests/kernels/test_grid.py`` check the ``@njit`` fast paths against these on random, NaN,
-edge and tiny inputs.
+Written to be obviously correct, not fast: ``tests/kernels/test_snr.py``,
+``tests/kernels/test_grid.py`` and ``tests/kernels/test_gaussian.py`` check the ``@njit`` fast
+paths against these on random, NaN, edge and tiny inputs.
 """
 from __future__ import annotations
 
@@ -59,6 +59,29 @@ def match_template_ref(image, template):
     return out
 
 
+def ncc_rank_k_ref(image, template, rank):
+    image = np.asarray(image, dtype=np.float64)
+    image = image - image.mean()
+    tz = np.asarray(template, dtype=np.float64) - np.mean(template)
+    u, sv, vt = np.linalg.svd(tz)
+    k = max(1, min(rank, sv.size))
+    tk = (u[:, :k] * sv[:k]) @ vt[:k]
+    tnorm = np.sqrt((tz * tz).sum())
+    ny, nx = image.shape
+    ty, tx = tz.shape
+    out = np.full((max(ny - ty + 1, 0), max(nx - tx + 1, 0)), np.nan)
+    if not tnorm > 0 or out.size == 0:      # nothing to bound
+        return out, 0.0
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            w = image[y:y + ty, x:x + tx]
+            wc = w - w.mean()
+            energy = (wc * wc).sum()
+            if energy > 1e-9 * (w * w).sum():
+                out[y, x] = (wc * tk).sum() / (np.sqrt(energy) * tnorm)
+    return out, float(np.sqrt((sv[k:] ** 2).sum()) / tnorm)
+
+
 def local_peaks_ref(score, radius_px, min_score):
     score = np.asarray(score, dtype=np.float64)
     ny, nx = score.shape
@@ -93,4 +116,31 @@ def refine_centroids_ref(weights, ys, xs, radius_px):
         ww = w * disk
         s = ww.sum()
         out[k] = ((ww * gy).sum() / s, (ww * gx).sum() / s) if s > 0 else (np.nan, np.nan)
+    return out
+
+
+# --------------------------------------------------------------------------- gaussian
+
+
+def gaussian_filter_ref(image, sigma, mode="reflect", truncate=4.0):
+    """Separable Gaussian: pad each axis (``np.pad``), weighted sum of shifted copies, y then x."""
+    out = np.asarray(image, dtype=np.float64).copy()
+    sigmas = (sigma, sigma) if np.ndim(sigma) == 0 else tuple(sigma)
+    pad_mode = {"constant": "constant", "reflect": "symmetric", "nearest": "edge"}[mode]
+    for axis, s in enumerate(sigmas):
+        s = float(s)
+        if s <= 1e-15 or out.size == 0:
+            continue
+        r = int(truncate * s + 0.5)
+        k = np.arange(-r, r + 1)
+        w = np.exp(-0.5 * k ** 2 / (s * s))
+        w /= w.sum()
+        widths = [(0, 0), (0, 0)]
+        widths[axis] = (r, r)
+        padded = np.pad(out, widths, mode=pad_mode)
+        n = out.shape[axis]
+        acc = np.zeros_like(out)
+        for j, wj in enumerate(w):
+            acc += wj * np.take(padded, np.arange(j, j + n), axis=axis)
+        out = acc
     return out

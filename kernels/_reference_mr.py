@@ -75,6 +75,19 @@ def sample_line_ref(image: np.ndarray, start_yx, end_yx, n: int) -> np.ndarray:
     return out
 
 
+def bilinear_inside_ref(image, ys, xs):
+    """Bilinear samples at points with 0 <= y < ny-1 and 0 <= x < nx-1; None if any point is not."""
+    image = np.asarray(image, dtype=np.float64)
+    ys, xs = np.asarray(ys, dtype=np.float64), np.asarray(xs, dtype=np.float64)
+    ny, nx = image.shape
+    if not ((ys >= 0) & (ys < ny - 1) & (xs >= 0) & (xs < nx - 1)).all():
+        return None
+    iy, ix = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    fy, fx = ys - iy, xs - ix
+    return (image[iy, ix] * (1 - fy) * (1 - fx) + image[iy, ix + 1] * (1 - fy) * fx
+            + image[iy + 1, ix] * fy * (1 - fx) + image[iy + 1, ix + 1] * fy * fx)
+
+
 def sample_rays_ref(image, centre_yx, angles_rad, step_px, n, start_px=0.0):
     out = np.full((len(angles_rad), max(int(n), 0)), np.nan)
     reach = start_px + step_px * (n - 1)

@@ -11,6 +11,11 @@ Their positions are found in three steps, each a plain function of arrays:
 3. ``refine_centroids(weights, ys, xs, radius_px)``: sub-pixel centre of mass of ``weights``
    (the caller's contrast image, >= 0) within a disk of ``radius_px`` about each peak.
 
+Two helpers let a caller skip most of step 1: ``ncc_rank_k(image, template, rank)`` bounds the
+NCC of every window (a separable pass with the template's rank-k SVD truncation, exact NCC within
+``± rho``), and ``match_template_at(image, template, ys, xs)`` gives the exact NCC (bit for bit
+``match_template``) at chosen centres only.
+
 The residuals against the nominal grid are computed by the phantom module (a rigid least-squares
 fit, AAPM Report 100, 2010, section on spatial linearity).  Plain NumPy references are in
 :mod:`iqa.kernels._reference_flood`.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["local_peaks", "match_template", "refine_centroids"]
+__all__ = ["local_peaks", "match_template", "match_template_at", "ncc_rank_k", "refine_centroids"]
 
 
 @njit(cache=True)
@@ -102,6 +107,144 @@ def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     if template.size and image.shape[0] >= template.shape[0] and image.shape[1] >= template.shape[1]:
         _match_template(image, template, out)
     return out
+
+
+@njit(cache=True)
+def _match_template_at(image, template, ys, xs, out):
+    # The sums of _match_template for single windows, in the same order (mean over (i, j), then
+    # the centred products over (i, j)): the same values bit for bit.
+    ny, nx = image.shape
+    ty, tx = template.shape
+    hy, hx = ty // 2, tx // 2
+    npx = ty * tx
+    tmean = 0.0
+    for i in range(ty):
+        for j in range(tx):
+            tmean += template[i, j]
+    tmean /= npx
+    tss = 0.0
+    tz = np.empty((ty, tx))
+    for i in range(ty):
+        for j in range(tx):
+            d = template[i, j] - tmean
+            tz[i, j] = d
+            tss += d * d
+    if tss <= 0.0:
+        return
+    for k in range(ys.shape[0]):
+        y0, x0 = ys[k] - hy, xs[k] - hx
+        if y0 < 0 or x0 < 0 or y0 + ty > ny or x0 + tx > nx:
+            continue
+        s = 0.0
+        for i in range(ty):
+            for j in range(tx):
+                s += image[y0 + i, x0 + j]
+        s /= npx
+        num = 0.0
+        iss = 0.0
+        for i in range(ty):
+            for j in range(tx):
+                d = image[y0 + i, x0 + j] - s
+                num += d * tz[i, j]
+                iss += d * d
+        if np.isfinite(s) and iss > 0.0:
+            out[k] = num / np.sqrt(iss * tss)
+
+
+def match_template_at(image: np.ndarray, template: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """:func:`match_template` at the centres ``(ys[k], xs[k])`` only: the same values, bit for bit."""
+    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
+    template = np.ascontiguousarray(np.asarray(template), dtype=np.float64)
+    if image.ndim != 2 or template.ndim != 2:
+        raise ValueError(f"image and template must be 2-D, got {image.shape} and {template.shape}")
+    if not np.isfinite(template).all():
+        raise ValueError("template must be finite")
+    ys = np.ascontiguousarray(ys, dtype=np.int64).ravel()
+    xs = np.ascontiguousarray(xs, dtype=np.int64).ravel()
+    out = np.full(ys.shape, np.nan)
+    if template.size and ys.size:
+        _match_template_at(image, template, ys, xs, out)
+    return out
+
+
+@njit(cache=True)
+def _ncc_rank_k(image, fa, fb, tk_sum, tnorm, out):
+    ny, nx = image.shape
+    nf, ty = fa.shape
+    tx = fb.shape[1]
+    nwy, nwx = ny - ty + 1, nx - tx + 1
+    n = ty * tx
+    # along x (taps outside, windows inside: vectorises): factor sums, then plain and squared sums
+    h = np.zeros((nf + 2, ny, nwx))
+    for y in range(ny):
+        for j in range(tx):
+            row = image[y, j:j + nwx]
+            for q in range(nf):
+                b = fb[q, j]
+                hq = h[q, y]
+                for x in range(nwx):
+                    hq[x] += b * row[x]
+            h1 = h[nf, y]
+            h2 = h[nf + 1, y]
+            for x in range(nwx):
+                h1[x] += row[x]
+                h2[x] += row[x] * row[x]
+    acc = np.empty((nf + 2, nwx))
+    for y0 in range(nwy):
+        acc[:] = 0.0
+        for i in range(ty):
+            for q in range(nf):
+                a = fa[q, i]
+                aq = acc[q]
+                hq = h[q, y0 + i]
+                for x in range(nwx):
+                    aq[x] += a * hq[x]
+            a1 = acc[nf]
+            a2 = acc[nf + 1]
+            h1 = h[nf, y0 + i]
+            h2 = h[nf + 1, y0 + i]
+            for x in range(nwx):
+                a1[x] += h1[x]
+                a2[x] += h2[x]
+        for x in range(nwx):
+            num = 0.0
+            for q in range(nf):
+                num += acc[q, x]
+            s1 = acc[nf, x]
+            s2 = acc[nf + 1, x]
+            energy = s2 - s1 * s1 / n
+            if energy > 1e-9 * s2:
+                out[y0, x] = (num - s1 / n * tk_sum) / (np.sqrt(energy) * tnorm)
+
+
+def ncc_rank_k(image: np.ndarray, template: np.ndarray, rank: int) -> tuple[np.ndarray, float]:
+    """NCC with the rank-``rank`` SVD truncation of the zero-mean template, and its error bound.
+
+    Returns ``(a, rho)``: ``a[y0, x0] = <w − m, tz_k> / (|w − m|·|tz|)`` for the window with top-left
+    corner ``(y0, x0)`` (shape ``(ny − ty + 1, nx − tx + 1)``), ``tz`` the zero-mean template,
+    ``tz_k`` its rank-k truncation, ``w`` the window, ``m`` its mean; and ``rho = |tz − tz_k|/|tz|``.
+    By Cauchy-Schwarz the exact NCC (:func:`match_template`) lies within ``a ± rho`` (plus
+    rounding).  ``a`` is NaN where the window's centred energy is at most 1e-9 of its raw energy
+    (the image offset is removed first): flat windows, or windows lost to cancellation.  One
+    pass of ``(rank + 2)·(ty + tx)`` multiply-adds per pixel, against ``2·ty·tx`` for the match.
+    """
+    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
+    template = np.asarray(template, dtype=np.float64)
+    ny, nx = image.shape
+    ty, tx = template.shape
+    out = np.full((max(ny - ty + 1, 0), max(nx - tx + 1, 0)), np.nan)
+    tz = template - template.mean()
+    tnorm = float(np.sqrt((tz * tz).sum()))
+    if not tnorm > 0 or out.size == 0:
+        return out, 0.0
+    u, sv, vt = np.linalg.svd(tz)
+    k = max(1, min(int(rank), sv.size))
+    rho = float(np.sqrt((sv[k:] ** 2).sum())) / tnorm
+    fa = np.ascontiguousarray((u[:, :k] * sv[:k]).T)
+    fb = np.ascontiguousarray(vt[:k])
+    tk_sum = float(sum(fa[q].sum() * fb[q].sum() for q in range(k)))
+    _ncc_rank_k(image - float(image.mean()), fa, fb, tk_sum, tnorm, out)
+    return out, rho
 
 
 @njit(cache=True)

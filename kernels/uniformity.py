@@ -63,6 +63,8 @@ def _disk_mean_map(image, mask, halfw, out):
         npix += 2 * halfw[k] + 1
     for y in range(big, ny - big):
         for x in range(0, nx):
+            if cok[y, x + 1] == cok[y, x]:
+                continue                 # the centre pixel is outside the mask or not finite
             total = 0.0
             count = 0
             ok = True

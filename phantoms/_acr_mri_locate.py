@@ -232,6 +232,41 @@ def ring_feature(image: np.ndarray, disk: Disk) -> Ring:
     return Ring(float(cy), float(cx), float(rad), len(sectors) / 72.0)
 
 
+def no_dark_structure(image: np.ndarray, disk: Disk, *, bar_dark_max: float, min_ring_px: int = 20) -> bool:
+    """True when nothing within 0.85 R of the centre is dark enough for any end feature to fire.
+
+    A sufficient (never a necessary) condition, checked on the pixels themselves so that a
+    featureless disk (a flood phantom of the ACR's size) is settled without sampling:
+
+    * every :func:`bar_feature` sample lies within ``sqrt(0.75² + 0.4²)·R = 0.85 R`` of the
+      centre and is a bilinear (convex) combination of pixels within 1.5 px of it; when the
+      whole disk ``0.85 R + 1.5 px`` lies inside the image, holds no NaN and no pixel at or below
+      ``background + (bar_dark_max + 0.01)·(signal − background)``, every row percentile is above
+      that level, so the darkness is ``>= bar_dark_max`` (and the block is never measured);
+    * :func:`ring_feature` needs at least ``min_ring_px`` (its fit's minimum) pixels below half the
+      signal in the annulus 0.35-0.6 R; fewer such pixels in the whole disk means coverage 0.
+
+    False (look properly) whenever the disk is near the image border or the signal is not above
+    the background.
+    """
+    span = disk.signal - disk.background
+    if not span > 0:
+        return False
+    ny, nx = image.shape
+    reach = 0.85 * disk.radius_px + 1.5
+    if not (disk.cy - reach >= 0 and disk.cx - reach >= 0 and disk.cy + reach <= ny - 1
+            and disk.cx + reach <= nx - 1):
+        return False
+    y0, y1 = int(math.floor(disk.cy - reach)), int(math.ceil(disk.cy + reach)) + 1
+    x0, x1 = int(math.floor(disk.cx - reach)), int(math.ceil(disk.cx + reach)) + 1
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    inside = (yy - disk.cy) ** 2 + (xx - disk.cx) ** 2 <= reach * reach
+    vals = np.asarray(image[y0:y1, x0:x1], dtype=np.float64)[inside]
+    if not vals.min() > disk.background + (bar_dark_max + 0.01) * span:     # NaN: False
+        return False
+    return int(np.count_nonzero(vals < disk.background + 0.5 * span)) < min_ring_px
+
+
 def block_feature(image: np.ndarray, disk: Disk, angle_rad: float, bar_v_px: float) -> float:
     """Fraction of dark pixels in the region below the slice-thickness bar (the resolution insert).
 

@@ -80,12 +80,16 @@ def identify(series: Series) -> float:
         if not length.rectangular:
             return 0.0
         return 0.95 if dl < 6 and dw < 8 else 0.85 if dl < 15 and dw < 15 else 0.0
-    disks = [loc.rough_disk(im) for im in series.volume[[0, -1]]]
+    n = series.volume.shape[0]
+    images = [series.volume[0]] if n == 1 else [series.volume[0], series.volume[n - 1]]   # the two ends
+    disks = [loc.rough_disk(im) for im in images]
     if any(d is None for d in disks):
         return 0.0
     if not all(DIAMETER_RANGE_MM[0] < 2 * d.radius_px * px < DIAMETER_RANGE_MM[1] for d in disks):
         return 0.0
-    ends = [_end_features(im, d) for im, d in zip(series.volume[[0, -1]], disks)]
+    if all(loc.no_dark_structure(im, d, bar_dark_max=BAR_DARK_MAX) for im, d in zip(images, disks)):
+        return 0.3    # what the features below give: no bar, no block, no ring (a flood of the ACR's size)
+    ends = [_end_features(im, d) for im, d in zip(images, disks)]
     has_s1 = any(e["bar"] < BAR_DARK_MAX and e["block"] > BLOCK_DARK_MIN for e in ends)
     has_ring = any(e["ring"] >= RING_COVERAGE_MIN for e in ends)
     if has_s1 and (has_ring or series.volume.shape[0] > 1):

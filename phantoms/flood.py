@@ -38,6 +38,8 @@ from scipy import ndimage as ndi
 
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
+from iqa.kernels.gaussian import gaussian_filter
+from iqa.kernels.profiles import bilinear_inside
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
@@ -117,9 +119,39 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~border[labels]
 
 
+def _erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``ndi.binary_erosion(mask, iterations=...)``: 4-neighbour cross, outside the image False.
+
+    Shifted ANDs of the whole array (~10x faster than scipy's per-pixel structuring loop)."""
+    out = np.asarray(mask, dtype=bool)
+    for _ in range(iterations):
+        m = out
+        out = m.copy()
+        out[1:] &= m[:-1]
+        out[:-1] &= m[1:]
+        out[:, 1:] &= m[:, :-1]
+        out[:, :-1] &= m[:, 1:]
+        out[0] = out[-1] = False
+        out[:, 0] = out[:, -1] = False
+    return out
+
+
+def _dilate_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """``ndi.binary_dilation(mask, iterations=...)``: 4-neighbour cross, by shifted ORs."""
+    out = np.asarray(mask, dtype=bool)
+    for _ in range(iterations):
+        m = out
+        out = m.copy()
+        out[1:] |= m[:-1]
+        out[:-1] |= m[1:]
+        out[:, 1:] |= m[:, :-1]
+        out[:, :-1] |= m[:, 1:]
+    return out
+
+
 def _rough_mask(image: np.ndarray) -> np.ndarray | None:
     """Largest bright connected object, holes filled; None when nothing stands out."""
-    smooth = ndi.gaussian_filter(image, 1.0)
+    smooth = gaussian_filter(image, 1.0)
     hi, lo = (float(v) for v in np.percentile(smooth, [99.0, 5.0]))
     if not hi > lo:
         return None
@@ -135,8 +167,8 @@ def _rough_mask(image: np.ndarray) -> np.ndarray | None:
 
 def _level_map(image: np.ndarray, interior: np.ndarray, sigma_px: float) -> np.ndarray:
     """Local phantom level: normalised convolution of the interior signal (defined everywhere)."""
-    num = ndi.gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
-    den = ndi.gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
+    num = gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
+    den = gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
     fallback = float(np.median(image[interior]))
     with np.errstate(invalid="ignore", divide="ignore"):
         level = np.where(den > 1e-3, num / den, fallback)
@@ -153,16 +185,14 @@ def _profile_edges(image: np.ndarray, level: np.ndarray, centre_yx: tuple[float,
     cy, cx = centre_yx
     n = image.shape[1] if axis == 1 else image.shape[0]
     s = np.arange(n, dtype=np.float64)
-    lines = []
-    for off in (-1.0, 0.0, 1.0):
-        if axis == 1:
-            coords = np.vstack([np.full(n, cy + off), s])
-        else:
-            coords = np.vstack([s, np.full(n, cx + off)])
-        lines.append((ndi.map_coordinates(image, coords, order=1, mode="nearest"),
-                      ndi.map_coordinates(level, coords, order=1, mode="nearest")))
-    prof = np.mean([p for p, _ in lines], axis=0)
-    half = 0.5 * np.mean([lv for _, lv in lines], axis=0)
+    offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
+    along = np.tile(s, 3)
+    if axis == 1:
+        coords = np.vstack([cy + offsets, along])
+    else:
+        coords = np.vstack([along, cx + offsets])
+    prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+    half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
     f = prof - half
     c = cx if axis == 1 else cy
     i0 = int(round(c))
@@ -205,14 +235,14 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
                                 "least 5 times brighter than its surroundings)")
     ry, rx = np.nonzero(rough)
     rough_centre = (float(ry.mean()), float(rx.mean()))
-    interior = ndi.binary_erosion(rough, iterations=2)
+    interior = _erode_cross(rough, 2)
     if interior.sum() < 50:
         interior = rough
     sigma_px = geometry.level_sigma_mm / math.sqrt(dy * dx)
     level = _level_map(image, interior, sigma_px)
-    smooth = ndi.gaussian_filter(image, 0.5)
+    smooth = gaussian_filter(image, 0.5)
     above = smooth > 0.5 * level
-    labels, n = ndi.label(above & ndi.binary_dilation(rough, iterations=3))
+    labels, n = ndi.label(above & _dilate_cross(rough, 3))
     if n == 0:
         raise LocalizationError("no phantom found above half its own signal level")
     sizes = np.bincount(labels.ravel())
@@ -233,10 +263,12 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     ya, yb = max(0, math.floor(cy + k * (y0 - 1 - cy))), min(ny, math.ceil(cy + k * (y1 + 1 - cy)) + 1)
     xa, xb = max(0, math.floor(cx + k * (x0 - 1 - cx))), min(nx, math.ceil(cx + k * (x1 + 1 - cx)) + 1)
     gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
-    src = np.vstack([(cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()])
+    src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
+    vals = bilinear_inside(signed, src_y, src_x)        # scipy's arithmetic, without its overhead
+    if vals is None:                                     # a source near the border: scipy's cval
+        vals = ndi.map_coordinates(signed, np.vstack([src_y, src_x]), order=1, mode="constant", cval=-1.0)
     roi = np.zeros((ny, nx), dtype=bool)
-    roi[ya:yb, xa:xb] = (ndi.map_coordinates(signed, src, order=1, mode="constant", cval=-1.0) > 0
-                         ).reshape(yb - ya, xb - xa)
+    roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
     ex = _profile_edges(image, level, (cy, cx), axis=1)
     ey = _profile_edges(image, level, (cy, cx), axis=0)
     # sub-pixel area: count plus the partial boundary from the signed function is not needed here
@@ -462,7 +494,7 @@ def structure_score(image: np.ndarray, loc: FloodLocalization, spacing_mm: tuple
     more than 20 % of it, well above the noise of any usable flood image.
     """
     dy, dx = spacing_mm
-    fine = ndi.gaussian_filter(image, (1.0 / dy, 1.0 / dx))
+    fine = gaussian_filter(image, (1.0 / dy, 1.0 / dx))
     rel = np.abs(fine - loc.level) / np.maximum(loc.level, 1e-12)
     return float(np.mean(rel[loc.signal_roi] > 0.2))
 

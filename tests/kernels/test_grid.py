@@ -78,3 +78,36 @@ def test_refine_centroids_empty_and_bad_input():
     assert np.isnan(refine_centroids(np.zeros((4, 4)), np.array([1]), np.array([1]), 2)).all()
     with pytest.raises(ValueError):
         refine_centroids(np.zeros((4, 4)), np.array([1, 2]), np.array([1]), 2)
+
+
+@pytest.mark.parametrize("shape,tshape", [((1, 1), (1, 1)), ((2, 3), (3, 3)), ((9, 7), (3, 5)), ((31, 17), (4, 6)),
+                                          ((40, 40), (13, 13))])
+@pytest.mark.parametrize("rank", [1, 2, 4])
+def test_ncc_rank_k_agrees_with_reference_and_bounds_the_ncc(shape, tshape, rank):
+    from iqa.kernels.grid import ncc_rank_k
+    rng = np.random.default_rng(11)
+    image = rng.normal(100.0, 5.0, size=shape)
+    template = rng.normal(size=tshape)
+    a, rho = ncc_rank_k(image, template, rank)
+    a_ref, rho_ref = ref.ncc_rank_k_ref(image, template, rank)
+    assert rho == pytest.approx(rho_ref, abs=1e-12)
+    np.testing.assert_allclose(a, a_ref, rtol=1e-8, atol=1e-8, equal_nan=True)
+    ty, tx = tshape
+    exact = match_template(image, template)[ty // 2:ty // 2 + a.shape[0], tx // 2:tx // 2 + a.shape[1]]
+    ok = np.isfinite(a) & np.isfinite(exact)
+    assert (np.abs(exact[ok] - a[ok]) <= rho + 1e-9).all()
+
+
+@pytest.mark.parametrize("shape,tshape", [((1, 1), (1, 1)), ((2, 3), (3, 3)), ((9, 7), (3, 5)), ((31, 17), (4, 6)),
+                                          ((40, 40), (13, 13))])
+@pytest.mark.parametrize("nan", [False, True])
+def test_match_template_at_is_match_template(shape, tshape, nan):
+    from iqa.kernels.grid import match_template_at
+    rng = np.random.default_rng(12)
+    image = rng.normal(100.0, 5.0, size=shape)
+    if nan:
+        image[rng.random(shape) < 0.05] = np.nan
+    image[:2, :3] = 7.0                      # a flat corner
+    template = rng.normal(size=tshape)
+    ys, xs = np.divmod(np.arange(image.size), image.shape[1])
+    np.testing.assert_array_equal(match_template_at(image, template, ys, xs), match_template(image, template).ravel())

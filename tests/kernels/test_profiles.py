@@ -90,3 +90,23 @@ def test_degenerate_profiles():
     w, left, right = fwhm(np.array([1.0, 1.0, 0.0]), 0.5)             # no left fall
     assert np.isnan(left) and right == 1.5 and np.isnan(w)
     assert np.all(np.isnan(sample_line(np.ones((1, 5)), (0, 0), (0, 4), 4)))
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 5), (40, 31), (256, 256)])
+def test_bilinear_inside_is_scipys_map_coordinates(shape):
+    from scipy import ndimage as ndi
+
+    from iqa.kernels._reference_mr import bilinear_inside_ref
+    from iqa.kernels.profiles import bilinear_inside
+    rng = np.random.default_rng(4)
+    image = rng.normal(300.0, 100.0, shape)
+    ys = rng.uniform(0, shape[0] - 1, 3000)
+    xs = rng.uniform(0, shape[1] - 1, 3000)
+    ys[:10], xs[10:20] = np.floor(ys[:10]), np.floor(xs[10:20])     # on grid lines
+    got = bilinear_inside(image, ys, xs)
+    np.testing.assert_array_equal(got, ndi.map_coordinates(image, np.vstack([ys, xs]), order=1))   # bit for bit
+    np.testing.assert_allclose(got, bilinear_inside_ref(image, ys, xs), rtol=1e-12, atol=1e-9)
+    edge = ys.copy()
+    edge[5] = shape[0] - 1                                            # a tap would leave the image
+    assert bilinear_inside(image, edge, xs) is None and bilinear_inside_ref(image, edge, xs) is None
+    assert bilinear_inside(image, ys[:0], xs[:0]).shape == (0,)

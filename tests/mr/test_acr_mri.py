@@ -226,3 +226,40 @@ def test_analyze_paths_claims_both_series(fixture_dir):
     assert {r.phantom for r in out.results} == {"acr-mri-large"}
     assert set(by_n[1].metrics) == {"length_sag_mm", "geometry_max_error_mm"}
     assert by_n[11].metrics["piu_percent"].status in ("pass", "warn", "fail")
+
+
+@pytest.mark.parametrize("name,params", [("mr-flood", {"seed": 1}), ("mr-flood", {"seed": 2}),
+                                         ("acr-mri-large", {"seed": 3}),
+                                         ("acr-mri-large", {"seed": 8, "rotation_deg": 2.5}),
+                                         ("mr-grid", {"seed": 1})])
+def test_no_dark_structure_shortcut_matches_the_features(fixture_dir, name, params):
+    """``identify`` skips the end features when no pixel could make them fire: check that on every slice."""
+    from iqa.phantoms import _acr_mri_locate as loc
+    fired = 0
+    for series in load([fixture_dir(name, **params)]).series:
+        for image in series.volume:
+            disk = loc.rough_disk(image)
+            if disk is None or not loc.no_dark_structure(image, disk, bar_dark_max=acr_mri.BAR_DARK_MAX):
+                continue
+            fired += 1
+            assert loc.bar_feature(image, disk)[0] >= acr_mri.BAR_DARK_MAX
+            assert loc.ring_feature(image, disk).coverage == 0.0
+    assert fired > 0 or name != "mr-flood"
+
+
+@pytest.mark.realdata
+def test_no_dark_structure_shortcut_on_real_scans():
+    from iqa.phantoms import _acr_mri_locate as loc
+    fired = 0
+    for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"),
+                  ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens"), ("mr", "acr", "GE_Artist_1.5T_T1"),
+                  ("mr", "acr", "PhilipsAchieva")):
+        for series in load([shared_data(*parts)]).series:
+            for image in series.volume:
+                disk = loc.rough_disk(image)
+                if disk is None or not loc.no_dark_structure(image, disk, bar_dark_max=acr_mri.BAR_DARK_MAX):
+                    continue
+                fired += 1
+                assert loc.bar_feature(image, disk)[0] >= acr_mri.BAR_DARK_MAX
+                assert loc.ring_feature(image, disk).coverage == 0.0
+    assert fired >= 6       # every real flood slice

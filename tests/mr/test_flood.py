@@ -172,3 +172,13 @@ def test_ct_series_is_not_a_flood(fixture_dir):
     from iqa.analysis import analyze_series
     with pytest.raises(InputError, match="MR phantom"):
         analyze_series(ct, phantom="mr-flood")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (2, 3), (17, 23), (64, 50)])
+@pytest.mark.parametrize("p", [0.3, 0.8, 1.0])
+def test_cross_morphology_is_scipys(shape, p):
+    from scipy import ndimage as ndi
+    m = np.random.default_rng(7).random(shape) < p
+    for it in (1, 2, 3):
+        np.testing.assert_array_equal(flood._erode_cross(m, it), ndi.binary_erosion(m, iterations=it))
+        np.testing.assert_array_equal(flood._dilate_cross(m, it), ndi.binary_dilation(m, iterations=it))

@@ -93,3 +93,54 @@ def test_real_scans_are_not_grids():
     for parts in (("mr", "snr", "GE"), ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens")):
         for s in load([shared_data(*parts)]).series:
             assert grid.identify(s) < 0.5
+
+
+def _detect_full(image, spacing_mm):
+    """``grid.detect`` with the full template match (no bound, no sparse score)."""
+    real = grid._score
+    grid._score = lambda image, template, *args: grid.match_template(image, template)
+    try:
+        return grid.detect(image, spacing_mm)
+    finally:
+        grid._score = real
+
+
+def _same_detection(image, spacing_mm):
+    try:
+        fast = grid.detect(image, spacing_mm)
+    except LocalizationError as exc:
+        with pytest.raises(LocalizationError) as full:
+            _detect_full(image, spacing_mm)
+        assert str(full.value) == str(exc)
+        return False
+    full = _detect_full(image, spacing_mm)
+    np.testing.assert_array_equal(fast.yx_px, full.yx_px)
+    np.testing.assert_array_equal(fast.ij, full.ij)
+    assert (fast.rejected, fast.polarity, fast.rotation_deg) == (full.rejected, full.polarity, full.rotation_deg)
+    return True
+
+
+def test_bounded_sparse_match_detects_exactly_what_the_full_match_does(fixture_dir):
+    """The NCC bound (``grid._score``) turns floods away and otherwise changes nothing, bit for bit:
+    every sweep seed (rotation ±45°, offset, distortion, SNR 33-200), dark rods, and floods."""
+    for seed in SEEDS:
+        series = load([Path(fixture_dir("mr-grid", **_params(seed)))]).series[0]
+        z, image, spacing = grid._slice(series)
+        assert _same_detection(image, spacing)
+        assert _same_detection(-image + image.max(), spacing)          # dark features on bright
+    for seed in (0, 1, 2):
+        for series in load([Path(fixture_dir("mr-flood", seed=seed))]).series:
+            z, image, spacing = grid._slice(series)
+            assert grid._score(image, grid._template((2 / spacing[0], 2 / spacing[1])),
+                               max(1, int(8 / max(spacing))), 0.5, 9) is None   # rejected before any match
+            assert not _same_detection(image, spacing)
+
+
+@pytest.mark.realdata
+def test_bounded_sparse_match_on_real_scans():
+    from tests.conftest import shared_data
+    for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"),
+                  ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens"), ("mr", "acr", "GE_Artist_1.5T_T1")):
+        for s in load([shared_data(*parts)]).series:
+            z, image, spacing = grid._slice(s)
+            _same_detection(image, spacing)
