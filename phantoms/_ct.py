@@ -23,60 +23,15 @@ from iqa.kernels.bars import bilinear
 from iqa.kernels.esf import radial_esf
 from iqa.kernels.nps import nps_2d, radial_average
 from iqa.kernels.roi import circle_stats
+from iqa.phantoms._memo import memo, view_memo
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Body", "find_body", "circle_fit", "edge_circle", "position_px", "RoiStats", "roi_stats_mm",
     "pooled", "MTFResult", "mtf_circular_edge", "refine_disk_centre", "NPSResult", "nps_from_rois", "nps_grid_px",
-    "Linearity", "linearity", "isotropic_pixel_mm", "contiguous_slices", "memo",
+    "Linearity", "linearity", "isotropic_pixel_mm", "contiguous_slices",
 ]
-
-
-# --------------------------------------------------------------------------- per-volume memo
-
-#: id(volume) -> (weak reference to the volume, {key: value}); an entry goes with its volume.
-_MEMO: dict[int, tuple] = {}
-
-
-def memo(volume: np.ndarray, key: tuple, compute):
-    """``compute()``, computed once per ``volume`` array and ``key`` while the array lives.
-
-    ``iqa.analysis`` calls a phantom's ``identify(series)`` and then its ``analyze(series)``
-    on the same series; both start from the same per-slice localisation (slice signatures, disk
-    scores), which costs as much as the measurements themselves on a 40-slice series.  The key
-    must hold every other input of ``compute`` (spacing, parameters).  Series volumes are never
-    modified (CONTRIBUTING: inputs are never mutated), so a result stays valid as long as the
-    array object does; the entry is dropped when the array is garbage-collected.
-    """
-    import weakref
-    vid = id(volume)
-    entry = _MEMO.get(vid)
-    if entry is None or entry[0]() is not volume:
-        try:
-            ref = weakref.ref(volume, lambda r, vid=vid: _MEMO.pop(vid) if _MEMO.get(vid, (None,))[0] is r else None)
-        except TypeError:           # not weak-referenceable: no caching
-            return compute()
-        entry = (ref, {})
-        _MEMO[vid] = entry
-    cache = entry[1]
-    if key not in cache:
-        value = compute()
-        # shared between callers: make its arrays read-only so no caller can change another's copy
-        for item in (getattr(value, f, None) for f in getattr(value, "__dataclass_fields__", ())):
-            if isinstance(item, np.ndarray):
-                item.setflags(write=False)
-        cache[key] = value
-    return cache[key]
-
-
-def _view_memo(image: np.ndarray, key: tuple, compute):
-    """:func:`memo` for a result computed from ``image``, which may be a view such as
-    ``series.volume[z]`` (a new object at each indexing): keyed on the array that owns the
-    memory and on the view's address, shape and strides, so the same pixels share one entry."""
-    owner = image.base if isinstance(image.base, np.ndarray) else image
-    view = (image.__array_interface__["data"][0], image.shape, image.strides, image.dtype.str)
-    return memo(owner, key + view, compute)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -230,7 +185,7 @@ def find_body(image: np.ndarray, *, spacing_mm, threshold_hu: float = -500.0, wh
 
     img = np.asarray(image)
     dy, dx = float(spacing_mm[0]), float(spacing_mm[1])
-    coarse = _view_memo(img, ("_ct.coarse_body", dy, dx, float(threshold_hu), float(min_radius_mm)),
+    coarse = view_memo(img, ("_ct.coarse_body", dy, dx, float(threshold_hu), float(min_radius_mm)),
                         lambda: _coarse_body(img, dy, dx, threshold_hu, min_radius_mm))
     if coarse[0] == "none":
         raise LocalizationError(f"{where}: no object above {threshold_hu:g} HU; is this a phantom scan?")

@@ -28,7 +28,8 @@ from iqa.errors import InputError, LocalizationError
 from iqa.kernels.roi import circle_stats
 from iqa.phantoms import _acr_ct_locate as loc
 from iqa.phantoms import _acr_ct_measure as meas
-from iqa.phantoms._ct import linearity, memo, pooled
+from iqa.phantoms._ct import linearity, pooled
+from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)

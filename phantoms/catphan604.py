@@ -35,6 +35,7 @@ import numpy as np
 from iqa.errors import InputError, LocalizationError
 from iqa.kernels.bars import bilinear
 from iqa.phantoms import _ct
+from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
 def _signatures_of(series) -> Signatures:
     """The series' slice signatures, computed once for ``identify`` and ``analyze`` together."""
     vol, spacing = series.volume, series.pixel_spacing_mm
-    return _ct.memo(vol, ("catphan604.signatures", tuple(map(float, spacing))), lambda: _signatures(vol, spacing))
+    return memo(vol, ("catphan604.signatures", tuple(map(float, spacing))), lambda: _signatures(vol, spacing))
 
 
 def identify(series) -> float:

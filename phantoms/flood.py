@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +42,7 @@ from iqa.kernels.profiles import bilinear_inside
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
+from iqa.phantoms._memo import memo
 from iqa.result import Measurement, PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -455,36 +455,14 @@ def _spacing(series: Series) -> tuple[float, float]:
     return float(dy), float(dx)
 
 
-#: Localisations of series slices, ``(id(volume), z, spacing, geometry) -> (ref, loc or error)``.
-#: ``identify``, ``analyze`` and ``analyze_pair`` all need the phantom of the same slice (five
-#: localisations per pair of series, ~60 % of the end-to-end time); an entry lives as long as the
-#: series' pixel array (series pixels are never modified, CONTRIBUTING.md).
-_LOCALIZED: dict[tuple, tuple[weakref.ref, FloodLocalization | LocalizationError]] = {}
-
-
 def _localized(series: Series, z: int, spacing: tuple[float, float], geometry: FloodGeometry = GEOMETRY
                ) -> tuple[np.ndarray, FloodLocalization]:
-    """Slice ``z`` of ``series`` as float64 and its :func:`localize` result, computed once per slice."""
-    volume = series.volume
-    image = np.asarray(volume[z], dtype=np.float64)
-    key = (id(volume), z, spacing, geometry)
-    hit = _LOCALIZED.get(key)
-    if hit is None or hit[0]() is not volume:
-        try:
-            value: FloodLocalization | LocalizationError = localize(image, spacing, geometry=geometry)
-        except LocalizationError as exc:
-            value = exc
-        try:
-            ref = weakref.ref(volume, lambda _, key=key: _LOCALIZED.pop(key, None))
-        except TypeError:          # not weak-referenceable: compute every time
-            ref = None
-        if ref is not None:
-            hit = _LOCALIZED[key] = (ref, value)
-        else:
-            hit = (None, value)
-    if isinstance(hit[1], LocalizationError):
-        raise LocalizationError(str(hit[1]))
-    return image, hit[1]
+    """Slice ``z`` of ``series`` as float64 and its :func:`localize` result, computed once per slice
+    (``identify``, ``analyze`` and ``analyze_pair`` localise the same slices: :mod:`._memo`)."""
+    image = np.asarray(series.volume[z], dtype=np.float64)
+    loc = memo(series.volume, ("flood.localize", z, spacing, geometry),
+               lambda: localize(image, spacing, geometry=geometry), errors=(LocalizationError,))
+    return image, loc
 
 
 def structure_score(image: np.ndarray, loc: FloodLocalization, spacing_mm: tuple[float, float]) -> float:

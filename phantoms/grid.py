@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ from scipy import ndimage as ndi
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
 from iqa.kernels.grid import local_peaks, match_template, match_template_at, ncc_rank_k, refine_centroids
+from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -305,30 +305,12 @@ def _slice(series: Series, geometry: GridGeometry = GEOMETRY) -> tuple[int, np.n
     return z, np.asarray(series.volume[z], dtype=np.float64), (float(dy), float(dx))
 
 
-#: Detections of series slices, ``(id(volume), z, spacing, geometry) -> (ref, points or error)``:
-#: ``identify`` and ``analyze`` detect the same slice; an entry lives as long as the series'
-#: pixel array (series pixels are never modified, CONTRIBUTING.md).
-_DETECTED: dict[tuple, tuple[weakref.ref, GridPoints | LocalizationError]] = {}
-
-
 def _detected(series: Series, z: int, image: np.ndarray, spacing: tuple[float, float],
               geometry: GridGeometry = GEOMETRY) -> GridPoints:
-    """:func:`detect` on slice ``z`` of ``series`` (``image``), computed once per slice."""
-    volume = series.volume
-    key = (id(volume), z, spacing, geometry)
-    hit = _DETECTED.get(key)
-    if hit is None or hit[0]() is not volume:
-        try:
-            value: GridPoints | LocalizationError = detect(image, spacing, geometry=geometry)
-        except LocalizationError as exc:
-            value = exc
-        try:
-            hit = _DETECTED[key] = (weakref.ref(volume, lambda _, key=key: _DETECTED.pop(key, None)), value)
-        except TypeError:          # not weak-referenceable: detect every time
-            hit = (None, value)
-    if isinstance(hit[1], LocalizationError):
-        raise LocalizationError(str(hit[1]))
-    return hit[1]
+    """:func:`detect` on slice ``z`` of ``series`` (``image``), computed once per slice
+    (``identify`` and ``analyze`` detect the same slice: :mod:`._memo`)."""
+    return memo(series.volume, ("grid.detect", z, spacing, geometry),
+                lambda: detect(image, spacing, geometry=geometry), errors=(LocalizationError,))
 
 
 def identify(series: Series) -> float:

@@ -24,6 +24,7 @@ import numpy as np
 
 from iqa.errors import InputError, LocalizationError
 from iqa.phantoms import _ct
+from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def identify(series) -> float:
 def _slice_score(series, z: int) -> float:
     """:func:`_uniform_disk_score` of slice ``z``, computed once for ``identify`` and ``analyze``."""
     vol, spacing = series.volume, series.pixel_spacing_mm
-    return _ct.memo(vol, ("water.disk_score", tuple(map(float, spacing)), z),
+    return memo(vol, ("water.disk_score", tuple(map(float, spacing)), z),
                     lambda: _uniform_disk_score(vol[z], spacing))
 
 
