@@ -29,6 +29,25 @@ __all__ = ["local_peaks", "match_template", "match_template_at", "ncc_rank_k", "
 
 
 @njit(cache=True)
+def _centred_template(template):
+    """The template minus its mean, and its sum of squares (taps summed in (i, j) order)."""
+    ty, tx = template.shape
+    tmean = 0.0
+    for i in range(ty):
+        for j in range(tx):
+            tmean += template[i, j]
+    tmean /= ty * tx
+    tss = 0.0
+    tz = np.empty((ty, tx))
+    for i in range(ty):
+        for j in range(tx):
+            d = template[i, j] - tmean
+            tz[i, j] = d
+            tss += d * d
+    return tz, tss
+
+
+@njit(cache=True)
 def _match_template(image, template, out):
     # One output row at a time, each template tap added to a whole row of windows: the inner
     # loops run along x with no dependence between windows, so they vectorise (a per-window
@@ -38,18 +57,7 @@ def _match_template(image, template, out):
     ty, tx = template.shape
     hy, hx = ty // 2, tx // 2
     npx = ty * tx
-    tmean = 0.0
-    for i in range(ty):
-        for j in range(tx):
-            tmean += template[i, j]
-    tmean /= npx
-    tss = 0.0
-    tz = np.empty((ty, tx))
-    for i in range(ty):
-        for j in range(tx):
-            d = template[i, j] - tmean
-            tz[i, j] = d
-            tss += d * d
+    tz, tss = _centred_template(template)
     if tss <= 0.0:
         return
     nw = nx - tx + 1                     # windows per row; window x0 is centred on x0 + hx
@@ -117,18 +125,7 @@ def _match_template_at(image, template, ys, xs, out):
     ty, tx = template.shape
     hy, hx = ty // 2, tx // 2
     npx = ty * tx
-    tmean = 0.0
-    for i in range(ty):
-        for j in range(tx):
-            tmean += template[i, j]
-    tmean /= npx
-    tss = 0.0
-    tz = np.empty((ty, tx))
-    for i in range(ty):
-        for j in range(tx):
-            d = template[i, j] - tmean
-            tz[i, j] = d
-            tss += d * d
+    tz, tss = _centred_template(template)
     if tss <= 0.0:
         return
     for k in range(ys.shape[0]):
