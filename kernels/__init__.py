@@ -14,13 +14,17 @@ Rebuilding cached machine code needs none of that: it needs the NRT runtime symb
 imports by itself (e.g. ``numba.cpython.unicode`` for string code).  A cache *miss* still
 compiles through numba's compiler, whose constructor refreshes both contexts as before.
 So :func:`_light_cache_loads` makes the CPU cache load skip the refresh; any other target
-(e.g. CUDA caches, which subclass ``Cache``) and any unexpected numba layout keep numba's own
-behaviour, and an error in the light path falls back to it.  ``IQA_NUMBA_FULL_REFRESH=1``
+(e.g. CUDA caches, which subclass ``Cache``), any function outside ``iqa.kernels`` and any
+unexpected numba layout keep numba's own behaviour, and an error in the light path falls back to it.  ``IQA_NUMBA_FULL_REFRESH=1``
 switches it off (for debugging a cache load).
 """
 from __future__ import annotations
 
 import os
+
+
+#: Modules whose cached kernels take the light load (a tuple of module-name prefixes).
+LIGHT_LOAD_MODULES: tuple[str, ...] = (__name__ + ".",)
 
 
 def _light_cache_loads() -> None:
@@ -34,6 +38,13 @@ def _light_cache_loads() -> None:
     except ImportError:  # pragma: no cover - numba's layout changed: keep its own behaviour
         return
     cache_cls = caching.Cache
+
+    def _ours(cache) -> bool:
+        # only iqa's own kernels: they use no numba feature whose runtime state the refresh sets up
+        # (e.g. np.linalg inside @njit needs the BLAS/LAPACK pointers numba.np.linalg installs), so
+        # another library's cached functions in the same process keep numba's own path
+        module = getattr(getattr(cache, "_py_func", None), "__module__", None) or ""
+        return module.startswith(LIGHT_LOAD_MODULES)
     full = cache_cls.load_overload
     if getattr(full, "_iqa_light", False):
         return
@@ -41,7 +52,7 @@ def _light_cache_loads() -> None:
         return  # pragma: no cover
 
     def load_overload(self, sig, target_context):
-        if type(target_context) is not CPUContext:
+        if type(target_context) is not CPUContext or not _ours(self):
             return full(self, sig, target_context)
         try:
             rtsys.initialize(target_context)   # NRT symbols the cached code links against

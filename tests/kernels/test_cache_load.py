@@ -38,7 +38,9 @@ def distinct_words(n):
 SCRIPT = '''
 import json, sys
 import numpy as np
-import iqa.kernels   # installs the light cache load
+import iqa.kernels   # installs the light cache load (for iqa.kernels.* only)
+if sys.argv[2] == "ours":
+    iqa.kernels.LIGHT_LOAD_MODULES += ("cachedmod",)
 sys.path.insert(0, sys.argv[1])
 import cachedmod
 x = np.linspace(-3.0, 5.0, 101) ** 2
@@ -49,8 +51,8 @@ print(json.dumps(out))
 '''
 
 
-def _run(folder, **env):
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(folder)], capture_output=True, text=True,
+def _run(folder, ours="ours", **env):
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), ours], capture_output=True, text=True,
                        env={**os.environ, **env}, timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -66,3 +68,6 @@ def test_cached_overloads_load_without_full_refresh(tmp_path):
     full = _run(tmp_path, IQA_NUMBA_FULL_REFRESH="1")                 # the switch restores numba's own path
     assert full["hits"] == 2 and full["full_refresh"]
     assert full["moments"] == compiled["moments"]
+    # another library's cached kernels in the same process keep numba's own load
+    foreign = _run(tmp_path, ours="foreign", IQA_NUMBA_FULL_REFRESH="")
+    assert foreign["hits"] == 2 and foreign["full_refresh"] and foreign["moments"] == compiled["moments"]
