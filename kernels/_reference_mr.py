@@ -88,6 +88,25 @@ def bilinear_inside_ref(image, ys, xs):
             + image[iy + 1, ix] * fy * (1 - fx) + image[iy + 1, ix + 1] * fy * fx)
 
 
+def bilinear_planes_inside_ref(stack, ks, ys, xs):
+    """Trilinear samples of a stack (planes, rows, columns), the plane index clamped at the last
+    plane; None if any point's (y, x) 2×2 neighbourhood leaves the plane or k is outside [0, nk-1]."""
+    stack = np.asarray(stack, dtype=np.float64)
+    ks, ys, xs = (np.asarray(a, dtype=np.float64) for a in np.broadcast_arrays(ks, ys, xs))
+    nk, ny, nx = stack.shape
+    if not ((ys >= 0) & (ys < ny - 1) & (xs >= 0) & (xs < nx - 1) & (ks >= 0) & (ks <= nk - 1)).all():
+        return None
+    k0 = np.floor(ks).astype(int)
+    k1 = np.minimum(k0 + 1, nk - 1)
+    fk = ks - k0
+    out = np.empty(ks.shape)
+    for i in np.ndindex(ks.shape):
+        a = bilinear_inside_ref(stack[k0[i]], ys[i], xs[i])
+        b = bilinear_inside_ref(stack[k1[i]], ys[i], xs[i])
+        out[i] = a * (1 - fk[i]) + b * fk[i]
+    return out
+
+
 def sample_rays_ref(image, centre_yx, angles_rad, step_px, n, start_px=0.0):
     out = np.full((len(angles_rad), max(int(n), 0)), np.nan)
     reach = start_px + step_px * (n - 1)

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.fft import fft2, ifft2, irfft2, next_fast_len, rfft2
 
+from iqa.kernels.profiles import bilinear_planes_inside
 from iqa.phantoms._acr_mri_locate import Disk, ring_feature
 
 HOLE_SIZES_MM = (1.1, 1.0, 0.9)
@@ -281,7 +282,10 @@ class _LcdSlice:
         ang = np.radians(phis[:, None, None] + sense * LCD_SPOKE_STEP_DEG * np.arange(10)[None, :, None])
         yy = self.ucy + dy - self.rad * np.sin(ang)
         xx = self.ucx + dx + self.rad * np.cos(ang)
-        kk = np.broadcast_to(self.kidx, yy.shape)
+        vals = bilinear_planes_inside(self.tmaps, self.kidx, yy, xx)     # scipy's arithmetic, bit for bit
+        if vals is not None:
+            return vals
+        kk = np.broadcast_to(self.kidx, yy.shape)                        # near the map border: scipy's modes
         return ndimage.map_coordinates(self.tmaps, [kk.ravel(), yy.ravel(), xx.ravel()], order=1, mode="nearest",
                                        prefilter=False).reshape(yy.shape)
 

@@ -110,3 +110,48 @@ def test_bilinear_inside_is_scipys_map_coordinates(shape):
     edge[5] = shape[0] - 1                                            # a tap would leave the image
     assert bilinear_inside(image, edge, xs) is None and bilinear_inside_ref(image, edge, xs) is None
     assert bilinear_inside(image, ys[:0], xs[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 2), (3, 5, 4), (10, 64, 61)])
+def test_bilinear_planes_inside_is_scipys_map_coordinates(shape):
+    from scipy import ndimage as ndi
+
+    from iqa.kernels._reference_mr import bilinear_planes_inside_ref
+    from iqa.kernels.profiles import bilinear_planes_inside
+    rng = np.random.default_rng(7)
+    stack = rng.normal(300.0, 100.0, shape)
+    n = 2000
+    ks = rng.integers(0, shape[0], n).astype(float)                  # one plane per point (the usual use)
+    ks[:300] = rng.uniform(0, shape[0] - 1, 300)                      # and fractional planes
+    ys = rng.uniform(0, shape[1] - 1, n)
+    xs = rng.uniform(0, shape[2] - 1, n)
+    ys[300:310], xs[310:320] = np.floor(ys[300:310]), np.floor(xs[310:320])
+    ks[320] = shape[0] - 1                                            # last plane: the next one is clamped
+    got = bilinear_planes_inside(stack, ks, ys, xs)
+    want = ndi.map_coordinates(stack, np.vstack([ks, ys, xs]), order=1, mode="nearest", prefilter=False)
+    np.testing.assert_array_equal(got, want)                          # bit for bit
+    np.testing.assert_allclose(got, bilinear_planes_inside_ref(stack, ks, ys, xs), rtol=1e-12, atol=1e-9)
+    # broadcasting: a (1, 10, 3)-style plane index against (m, 10, 3) points
+    kb = np.arange(shape[0], dtype=float)[None, :, None]
+    yb = rng.uniform(0, shape[1] - 1, (4, shape[0], 3))
+    xb = rng.uniform(0, shape[2] - 1, (4, shape[0], 3))
+    kk = np.broadcast_to(kb, yb.shape)
+    np.testing.assert_array_equal(bilinear_planes_inside(stack, kb, yb, xb),
+                                  ndi.map_coordinates(stack, [kk.ravel(), yb.ravel(), xb.ravel()], order=1,
+                                                      mode="nearest", prefilter=False).reshape(yb.shape))
+    # a non-finite neighbouring plane spoils the sample exactly as in scipy (zero weight times inf)
+    if shape[0] > 1:
+        bad = stack.copy()
+        bad[1] = np.inf
+        k0 = np.zeros(5)
+        got = bilinear_planes_inside(bad, k0, ys[:5], xs[:5])
+        want = ndi.map_coordinates(bad, np.vstack([k0, ys[:5], xs[:5]]), order=1, mode="nearest")
+        np.testing.assert_array_equal(got, want)
+        assert np.isnan(got).all()
+    edge = ys.copy()
+    edge[5] = shape[1] - 1                                            # a tap would leave the plane
+    assert bilinear_planes_inside(stack, ks, edge, xs) is None and bilinear_planes_inside_ref(stack, ks, edge, xs) is None
+    kbad = ks.copy()
+    kbad[0] = shape[0] - 1 + 1e-9
+    assert bilinear_planes_inside(stack, kbad, ys, xs) is None and bilinear_planes_inside_ref(stack, kbad, ys, xs) is None
+    assert bilinear_planes_inside(stack, ks[:0], ys[:0], xs[:0]).shape == (0,)
