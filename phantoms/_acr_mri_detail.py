@@ -239,6 +239,16 @@ def _disk_kernel_ft(radius_px: float, shape: tuple[int, int]) -> tuple[np.ndarra
     return out, float(inside.sum())
 
 
+@lru_cache(maxsize=64)
+def _annulus_kernel_ft(diameter_mm: float, upx: float, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """rFFT and pixel count of the background annulus of a disk of ``diameter_mm``
+    (``LCD_ANNULUS_MM`` outside its edge) at ``upx`` mm per pixel: outer digital disk minus inner."""
+    (ki, ni), (ko, no) = (_disk_kernel_ft((diameter_mm / 2 + a) / upx, shape) for a in LCD_ANNULUS_MM)
+    out = ko - ki
+    out.setflags(write=False)
+    return out, no - ni
+
+
 class _LcdSlice:
     """t-value maps of one low-contrast slice and the template sampler (see module docstring)."""
 
@@ -260,18 +270,18 @@ class _LcdSlice:
         signal = float(np.median(inner))
         sigma = max(_noise_sd(inner), NOISE_FLOOR_FRACTION * abs(signal))
         spec = rfft2(up)
-        tmaps = []
-        for dmm in LCD_DIAMETERS_MM:
-            (kd, nd), (ki, ni), (ko, no) = (_disk_kernel_ft(rk / upx, up.shape)
-                                            for rk in (dmm / 2, dmm / 2 + LCD_ANNULUS_MM[0],
-                                                       dmm / 2 + LCD_ANNULUS_MM[1]))
-            sd = irfft2(spec * kd, s=up.shape)
-            sa = irfft2(spec * (ko - ki), s=up.shape)
-            md, ma = sd / nd, sa / (no - ni)
+        self.tmaps = np.empty((len(LCD_DIAMETERS_MM),) + up.shape)
+        for k, dmm in enumerate(LCD_DIAMETERS_MM):
+            (kd, nd), (ka, na) = _disk_kernel_ft(dmm / 2 / upx, up.shape), _annulus_kernel_ft(dmm, upx, up.shape)
+            sd = irfft2(spec * kd, s=up.shape, overwrite_x=True)
+            sa = irfft2(spec * ka, s=up.shape, overwrite_x=True)
             # standard error in original pixels: each original pixel spans factor² upsampled ones
-            se = sigma * math.sqrt(factor * factor / nd + factor * factor / (no - ni))
-            tmaps.append((md - ma) / se)
-        self.tmaps = np.stack(tmaps)
+            se = sigma * math.sqrt(factor * factor / nd + factor * factor / na)
+            # t = (sd / nd - sa / na) / se, in place (same operations, no temporaries)
+            np.divide(sd, nd, out=sd)
+            np.divide(sa, na, out=sa)
+            np.subtract(sd, sa, out=sd)
+            np.divide(sd, se, out=self.tmaps[k])
         self.rad = np.array(LCD_RADII_MM)[None, None, :] / upx
         self.kidx = np.broadcast_to(np.arange(10)[None, :, None], (1, 10, 3)).astype(float)
 
