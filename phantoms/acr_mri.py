@@ -24,6 +24,7 @@ from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
 from iqa.phantoms import _acr_mri_locate as loc
 from iqa.phantoms import _acr_mri_tests as tests
+from iqa.phantoms._memo import view_memo
 from iqa.phantoms._acr_mri_detail import lcd_spokes, resolution
 from iqa.phantoms._acr_mri_localizer import localizer_length
 from iqa.result import PhantomAnalysis
@@ -71,7 +72,7 @@ def identify(series: Series) -> float:
     px = math.sqrt(series.spacing_mm[1] * series.spacing_mm[2])
     if series.volume.shape[0] == 1 and not _is_axial_stack(series):
         try:
-            length = localizer_length(series.volume[0], series.pixel_spacing_mm, series.orientation)
+            length = _localizer(series)
         except LocalizationError:
             return 0.0
         # a side-on cylinder of the ACR phantom's own dimensions (148 x 190 mm) is specific evidence,
@@ -82,7 +83,7 @@ def identify(series: Series) -> float:
         return 0.95 if dl < 6 and dw < 8 else 0.85 if dl < 15 and dw < 15 else 0.0
     n = series.volume.shape[0]
     images = [series.volume[0]] if n == 1 else [series.volume[0], series.volume[n - 1]]   # the two ends
-    disks = [loc.rough_disk(im) for im in images]
+    disks = [_rough_disk(im) for im in images]
     if any(d is None for d in disks):
         return 0.0
     if not all(DIAMETER_RANGE_MM[0] < 2 * d.radius_px * px < DIAMETER_RANGE_MM[1] for d in disks):
@@ -99,11 +100,26 @@ def identify(series: Series) -> float:
     return 0.3    # a disk of the right size but none of the inserts: leave it to the flood pipeline
 
 
+# identify() and analyze() look at the same slices (both ends of the stack, or the localizer):
+# the per-slice localisation is computed once per series (phantoms/_memo.py)
+
+def _localizer(series: Series):
+    image, spacing, orientation = series.volume[0], series.pixel_spacing_mm, series.orientation
+    return view_memo(image, ("acr-mri-localizer", tuple(spacing), tuple(orientation)),
+                     lambda: localizer_length(image, spacing, orientation), errors=(LocalizationError,))
+
+
+def _rough_disk(image: np.ndarray) -> loc.Disk | None:
+    return view_memo(image, ("acr-mri-rough-disk",), lambda: loc.rough_disk(image))
+
+
 def _end_features(image: np.ndarray, disk: loc.Disk) -> dict[str, float]:
-    bar, v, ang = loc.bar_feature(image, disk)
-    ring = loc.ring_feature(image, disk)
-    return {"bar": bar, "block": loc.block_feature(image, disk, ang, v) if bar < BAR_DARK_MAX else 0.0,
-            "ring": ring.coverage}
+    def compute():
+        bar, v, ang = loc.bar_feature(image, disk)
+        ring = loc.ring_feature(image, disk)
+        return {"bar": bar, "block": loc.block_feature(image, disk, ang, v) if bar < BAR_DARK_MAX else 0.0,
+                "ring": ring.coverage}
+    return dict(view_memo(image, ("acr-mri-end-features", disk), compute))
 
 
 def slice_roles(series: Series, disks: list[loc.Disk]) -> tuple[Roles, list[str]]:
@@ -157,14 +173,14 @@ def analyze(series: Series) -> PhantomAnalysis:
     vol = series.volume
     spacing = series.pixel_spacing_mm
     if vol.shape[0] == 1 and not _is_axial_stack(series):
-        length = localizer_length(vol[0], spacing, series.orientation)
+        length = _localizer(series)
         out.add("length_sag_mm", length.length_mm, "mm")
         out.add("geometry_max_error_mm", abs(length.length_mm - tests.LENGTH_MM), "mm")
         out.details["localizer"] = {"length_mm": length.length_mm, "width_mm": length.width_mm}
         return out
     disks = []
     for z, im in enumerate(vol):
-        d = loc.rough_disk(im)
+        d = _rough_disk(im)
         if d is None:
             raise LocalizationError(f"{series.where}: no phantom found on slice z={z} "
                                     f"(position {series.positions_mm[z]:.1f} mm)")
