@@ -55,9 +55,11 @@ def upsample(image: np.ndarray, y0: int, x0: int, ny: int, nx: int, factor: int)
     Output pixel (i, j) sits at crop coordinate (i / factor, j / factor).  The crop is taken
     with edge padding where it leaves the image.
     """
-    pad = np.pad(np.nan_to_num(np.asarray(image, dtype=np.float64)), max(ny, nx), mode="edge")
-    off = max(ny, nx)
-    crop = pad[y0 + off:y0 + off + ny, x0 + off:x0 + off + nx]
+    image = np.asarray(image)
+    # edge padding by clamped indices: only the crop is copied (not the whole padded image)
+    rows = np.clip(np.arange(y0, y0 + ny), 0, image.shape[0] - 1)
+    cols = np.clip(np.arange(x0, x0 + nx), 0, image.shape[1] - 1)
+    crop = np.nan_to_num(image[np.ix_(rows, cols)].astype(np.float64))
     spec = np.fft.fftshift(fft2(crop))
     big = np.zeros((ny * factor, nx * factor), dtype=complex)
     oy, ox = (ny * factor) // 2 - ny // 2, (nx * factor) // 2 - nx // 2     # keep DC on DC
