@@ -251,6 +251,16 @@ def _annulus_kernel_ft(diameter_mm: float, upx: float, shape: tuple[int, int]) -
     return out, no - ni
 
 
+@lru_cache(maxsize=64)
+def _contrast_kernel_ft(diameter_mm: float, upx: float, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+    """rFFT of the disk-mean-minus-annulus-mean kernel of a disk of ``diameter_mm`` at ``upx``
+    mm per pixel, and the disk's and the annulus's pixel counts."""
+    (kd, nd), (ka, na) = _disk_kernel_ft(diameter_mm / 2 / upx, shape), _annulus_kernel_ft(diameter_mm, upx, shape)
+    out = kd / nd - ka / na
+    out.setflags(write=False)
+    return out, nd, na
+
+
 class _LcdSlice:
     """t-value maps of one low-contrast slice and the template sampler (see module docstring)."""
 
@@ -274,16 +284,11 @@ class _LcdSlice:
         spec = rfft2(up)
         self.tmaps = np.empty((len(LCD_DIAMETERS_MM),) + up.shape)
         for k, dmm in enumerate(LCD_DIAMETERS_MM):
-            (kd, nd), (ka, na) = _disk_kernel_ft(dmm / 2 / upx, up.shape), _annulus_kernel_ft(dmm, upx, up.shape)
-            sd = irfft2(spec * kd, s=up.shape, overwrite_x=True)
-            sa = irfft2(spec * ka, s=up.shape, overwrite_x=True)
+            kc, nd, na = _contrast_kernel_ft(dmm, upx, up.shape)
             # standard error in original pixels: each original pixel spans factor² upsampled ones
             se = sigma * math.sqrt(factor * factor / nd + factor * factor / na)
-            # t = (sd / nd - sa / na) / se, in place (same operations, no temporaries)
-            np.divide(sd, nd, out=sd)
-            np.divide(sa, na, out=sa)
-            np.subtract(sd, sa, out=sd)
-            np.divide(sd, se, out=self.tmaps[k])
+            # disk mean minus annulus mean as one convolution (the FFT is linear)
+            np.divide(irfft2(spec * kc, s=up.shape, overwrite_x=True), se, out=self.tmaps[k])
         self.rad = np.array(LCD_RADII_MM)[None, None, :] / upx
         self.kidx = np.broadcast_to(np.arange(10)[None, :, None], (1, 10, 3)).astype(float)
 
