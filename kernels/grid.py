@@ -92,6 +92,17 @@ def _match_template(image, template, out):
                 out[y, x + hx] = num[x] / np.sqrt(iss[x] * tss)
 
 
+def _image_and_template(image, template) -> tuple[np.ndarray, np.ndarray]:
+    """Both as C-contiguous float64 2-D arrays; the template must be finite."""
+    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
+    template = np.ascontiguousarray(np.asarray(template), dtype=np.float64)
+    if image.ndim != 2 or template.ndim != 2:
+        raise ValueError(f"image and template must be 2-D, got {image.shape} and {template.shape}")
+    if not np.isfinite(template).all():
+        raise ValueError("template must be finite")
+    return image, template
+
+
 def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     """Zero-mean normalised cross-correlation of ``template`` centred on every pixel.
 
@@ -105,12 +116,7 @@ def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
     float64 array of ``image``'s shape, values in [-1, 1]; NaN where the template does not fit
     inside the image, the window holds a non-finite pixel, or the window or template is flat.
     """
-    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
-    template = np.ascontiguousarray(np.asarray(template), dtype=np.float64)
-    if image.ndim != 2 or template.ndim != 2:
-        raise ValueError(f"image and template must be 2-D, got {image.shape} and {template.shape}")
-    if not np.isfinite(template).all():
-        raise ValueError("template must be finite")
+    image, template = _image_and_template(image, template)
     out = np.full(image.shape, np.nan, dtype=np.float64)
     if template.size and image.shape[0] >= template.shape[0] and image.shape[1] >= template.shape[1]:
         _match_template(image, template, out)
@@ -150,12 +156,7 @@ def _match_template_at(image, template, ys, xs, out):
 
 def match_template_at(image: np.ndarray, template: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """:func:`match_template` at the centres ``(ys[k], xs[k])`` only: the same values, bit for bit."""
-    image = np.ascontiguousarray(np.asarray(image), dtype=np.float64)
-    template = np.ascontiguousarray(np.asarray(template), dtype=np.float64)
-    if image.ndim != 2 or template.ndim != 2:
-        raise ValueError(f"image and template must be 2-D, got {image.shape} and {template.shape}")
-    if not np.isfinite(template).all():
-        raise ValueError("template must be finite")
+    image, template = _image_and_template(image, template)
     ys = np.ascontiguousarray(ys, dtype=np.int64).ravel()
     xs = np.ascontiguousarray(xs, dtype=np.int64).ravel()
     out = np.full(ys.shape, np.nan)
