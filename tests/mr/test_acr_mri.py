@@ -228,15 +228,11 @@ def test_analyze_paths_claims_both_series(fixture_dir):
     assert by_n[11].metrics["piu_percent"].status in ("pass", "warn", "fail")
 
 
-@pytest.mark.parametrize("name,params", [("mr-flood", {"seed": 1}), ("mr-flood", {"seed": 2}),
-                                         ("acr-mri-large", {"seed": 3}),
-                                         ("acr-mri-large", {"seed": 8, "rotation_deg": 2.5}),
-                                         ("mr-grid", {"seed": 1})])
-def test_no_dark_structure_shortcut_matches_the_features(fixture_dir, name, params):
-    """``identify`` skips the end features when no pixel could make them fire: check that on every slice."""
+def _shortcut_fires_only_where_features_agree(series_list) -> int:
+    """Slices where ``no_dark_structure`` fires; on each, the full end features must give what it assumes."""
     from iqa.phantoms import _acr_mri_locate as loc
     fired = 0
-    for series in load([fixture_dir(name, **params)]).series:
+    for series in series_list:
         for image in series.volume:
             disk = loc.rough_disk(image)
             if disk is None or not loc.no_dark_structure(image, disk, bar_dark_max=acr_mri.BAR_DARK_MAX):
@@ -244,22 +240,23 @@ def test_no_dark_structure_shortcut_matches_the_features(fixture_dir, name, para
             fired += 1
             assert loc.bar_feature(image, disk)[0] >= acr_mri.BAR_DARK_MAX
             assert loc.ring_feature(image, disk).coverage == 0.0
+    return fired
+
+
+@pytest.mark.parametrize("name,params", [("mr-flood", {"seed": 1}), ("mr-flood", {"seed": 2}),
+                                         ("acr-mri-large", {"seed": 3}),
+                                         ("acr-mri-large", {"seed": 8, "rotation_deg": 2.5}),
+                                         ("mr-grid", {"seed": 1})])
+def test_no_dark_structure_shortcut_matches_the_features(fixture_dir, name, params):
+    """``identify`` skips the end features when no pixel could make them fire: check that on every slice."""
+    fired = _shortcut_fires_only_where_features_agree(load([fixture_dir(name, **params)]).series)
     assert fired > 0 or name != "mr-flood"
 
 
 @pytest.mark.realdata
 def test_no_dark_structure_shortcut_on_real_scans():
-    from iqa.phantoms import _acr_mri_locate as loc
-    fired = 0
-    for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"),
-                  ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens"), ("mr", "acr", "GE_Artist_1.5T_T1"),
-                  ("mr", "acr", "PhilipsAchieva")):
-        for series in load([shared_data(*parts)]).series:
-            for image in series.volume:
-                disk = loc.rough_disk(image)
-                if disk is None or not loc.no_dark_structure(image, disk, bar_dark_max=acr_mri.BAR_DARK_MAX):
-                    continue
-                fired += 1
-                assert loc.bar_feature(image, disk)[0] >= acr_mri.BAR_DARK_MAX
-                assert loc.ring_feature(image, disk).coverage == 0.0
+    fired = sum(_shortcut_fires_only_where_features_agree(load([shared_data(*parts)]).series)
+                for parts in (("mr", "snr", "GE"), ("mr", "snr", "Siemens"), ("mr", "uniformity"),
+                              ("mr", "slicewidth", "SLICEWIDTH"), ("mr", "acr", "Siemens"),
+                              ("mr", "acr", "GE_Artist_1.5T_T1"), ("mr", "acr", "PhilipsAchieva")))
     assert fired >= 6       # every real flood slice
