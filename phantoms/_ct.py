@@ -23,6 +23,7 @@ from iqa.kernels.bars import bilinear
 from iqa.kernels.esf import radial_esf
 from iqa.kernels.nps import nps_2d, radial_average
 from iqa.kernels.roi import circle_stats
+from iqa.phantoms._masks import fill_holes, largest_component
 from iqa.phantoms._memo import memo, view_memo
 
 log = logging.getLogger(__name__)
@@ -97,32 +98,6 @@ class Body:
     roundness: float
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-    lab, n = ndimage.label(mask)
-    if n == 0:
-        return mask
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes(mask)`` (same 4-connected background), by labelling.
-
-    A hole is a background component that does not reach the image border; one labelling pass
-    finds them all, where ``binary_fill_holes`` dilates the border background until it stops
-    growing (2-3× slower on a 256² phantom mask).
-    """
-    from scipy import ndimage
-    bl, nb = ndimage.label(~mask)
-    outside = np.zeros(nb + 1, dtype=bool)
-    for edge in (bl[0], bl[-1], bl[:, 0], bl[:, -1]):
-        outside[edge] = True
-    outside[0] = False                      # label 0 is the mask itself
-    return ~outside[bl]
-
-
 def _coarse_body(img: np.ndarray, dy: float, dx: float, threshold_hu: float, min_radius_mm: float) -> tuple:
     """First stage of :func:`find_body`, independent of the number of rays: the body mask on a
     ~1 mm grid, its centroid and equivalent radius, and the half level between body and air.
@@ -136,7 +111,7 @@ def _coarse_body(img: np.ndarray, dy: float, dx: float, threshold_hu: float, min
     mask = np.isfinite(sub) & (sub > threshold_hu)
     if not mask.any():
         return ("none",)
-    body = _fill_holes(_largest_component(mask))
+    body = fill_holes(largest_component(mask))
     area = float(body.sum()) * dy * dx * s * s
     if area < math.pi * min_radius_mm ** 2:
         return ("small", area)

@@ -180,5 +180,5 @@ def test_cross_morphology_is_scipys(shape, p):
     from scipy import ndimage as ndi
     m = np.random.default_rng(7).random(shape) < p
     for it in (1, 2, 3):
-        np.testing.assert_array_equal(flood._erode_cross(m, it), ndi.binary_erosion(m, iterations=it))
-        np.testing.assert_array_equal(flood._dilate_cross(m, it), ndi.binary_dilation(m, iterations=it))
+        np.testing.assert_array_equal(flood._cross_morphology(m, it, erode=True), ndi.binary_erosion(m, iterations=it))
+        np.testing.assert_array_equal(flood._cross_morphology(m, it, erode=False), ndi.binary_dilation(m, iterations=it))
