@@ -16,6 +16,7 @@ from scipy import ndimage
 from iqa.kernels.bars import bilinear
 
 from iqa.phantoms._acr_ct_locate import blob_centroid, point_px
+from iqa.phantoms._masks import box_about
 
 
 def _frame(rotation_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +185,7 @@ def find_bbs(stack: np.ndarray, spacing_yx_mm, centre_yx_px, rotation_deg: float
         peaks, spots = [], []
         for (py, px_) in nominal:
             ry, rx = search_mm / dy, search_mm / dx
-            y0, y1 = max(int(py - ry), 0), min(int(py + ry) + 2, img.shape[0])
-            x0, x1 = max(int(px_ - rx), 0), min(int(px_ + rx) + 2, img.shape[1])
+            y0, y1, x0, x1 = box_about((py, px_), (ry, rx), img.shape, margin=(0, 2))
             if y1 <= y0 or x1 <= x0:
                 return None
             win = img[y0:y1, x0:x1]
@@ -212,8 +212,7 @@ def _ring_sd(img, points, spacing_yx_mm, r_mm) -> float:
     vals = []
     for (py, px_) in points:
         ry, rx = 2 * r_mm / dy, 2 * r_mm / dx
-        y0, y1 = max(int(py - ry), 0), min(int(py + ry) + 1, img.shape[0])
-        x0, x1 = max(int(px_ - rx), 0), min(int(px_ + rx) + 1, img.shape[1])
+        y0, y1, x0, x1 = box_about((py, px_), (ry, rx), img.shape)
         yy = (np.arange(y0, y1)[:, None] - py) * dy
         xx = (np.arange(x0, x1)[None, :] - px_) * dx
         r2 = yy ** 2 + xx ** 2
@@ -253,8 +252,7 @@ def bar_ctf(image: np.ndarray, spacing_yx_mm, centre_yx_px, *, angle_deg: float,
     rvec = np.array([math.cos(a), -math.sin(a)])            # (x, y) mm, radial
     tvec = np.array([math.sin(a), math.cos(a)])             # tangential
     reach = half_extent_mm * math.sqrt(2) + 1
-    y0, y1 = max(int(cy - reach / dy), 0), min(int(cy + reach / dy) + 2, image.shape[0])
-    x0, x1 = max(int(cx - reach / dx), 0), min(int(cx + reach / dx) + 2, image.shape[1])
+    y0, y1, x0, x1 = box_about((cy, cx), (reach / dy, reach / dx), image.shape, margin=(0, 2))
     ym = (np.arange(y0, y1)[:, None] - cy) * dy
     xm = (np.arange(x0, x1)[None, :] - cx) * dx
     r = xm * rvec[0] + ym * rvec[1]

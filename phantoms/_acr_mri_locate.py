@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from iqa.kernels.profiles import last_falling, sample_rays
+from iqa.phantoms._masks import box_about
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +202,7 @@ def ring_feature(image: np.ndarray, disk: Disk) -> Ring:
     """
     r = disk.radius_px
     ny, nx = image.shape
-    y0, y1 = max(int(disk.cy - 0.75 * r), 0), min(int(disk.cy + 0.75 * r) + 1, ny)
-    x0, x1 = max(int(disk.cx - 0.75 * r), 0), min(int(disk.cx + 0.75 * r) + 1, nx)
+    y0, y1, x0, x1 = box_about((disk.cy, disk.cx), (0.75 * r, 0.75 * r), (ny, nx))
     sub = image[y0:y1, x0:x1]
     yy, xx = np.mgrid[y0:y1, x0:x1]
     d2 = (yy - disk.cy) ** 2 + (xx - disk.cx) ** 2

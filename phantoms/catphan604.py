@@ -35,6 +35,7 @@ import numpy as np
 from iqa.errors import InputError, LocalizationError
 from iqa.kernels.bars import bilinear
 from iqa.phantoms import _ct
+from iqa.phantoms._masks import box_about
 from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
@@ -140,8 +141,7 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
         # every test below looks within max(0.85 R, 75 mm) of the centre: work on that box
         # (plus the 3 x 3 filter's margin), same pixels and results, ~half the work
         reach = max(0.85 * rad[z], 75.0)
-        y0, y1 = max(int(c_y - reach / sy) - 2, 0), min(int(c_y + reach / sy) + 3, img.shape[0])
-        x0, x1 = max(int(c_x - reach / sx) - 2, 0), min(int(c_x + reach / sx) + 3, img.shape[1])
+        y0, y1, x0, x1 = box_about((c_y, c_x), (reach / sy, reach / sx), img.shape, margin=(2, 3))
         img, mask = img[y0:y1, x0:x1], mask[y0:y1, x0:x1]
         r2 = ((yy[y0:y1] - c_y) * sy) ** 2 + ((xx[:, x0:x1] - c_x) * sx) ** 2     # mm²
         inner = r2 < (0.85 * rad[z]) ** 2
@@ -155,8 +155,7 @@ def _signatures(volume: np.ndarray, spacing_mm, step_mm: float = 1.2) -> Signatu
             labels[z] = LABEL_SENSITOMETRY
             # insert-sized blobs of clear contrast on the 58.7 mm ring
             # the ring's own box (plus the 3 x 3 filter's margin) holds every candidate pixel
-            ry0, ry1 = max(int(c_y - 67.0 / sy) - 2 - y0, 0), min(int(c_y + 67.0 / sy) + 3 - y0, img.shape[0])
-            rx0, rx1 = max(int(c_x - 67.0 / sx) - 2 - x0, 0), min(int(c_x + 67.0 / sx) + 3 - x0, img.shape[1])
+            ry0, ry1, rx0, rx1 = box_about((c_y - y0, c_x - x0), (67.0 / sy, 67.0 / sx), img.shape, margin=(2, 3))
             box = img[ry0:ry1, rx0:rx1]
             odd = ring[ry0:ry1, rx0:rx1] & (np.abs(ndimage.uniform_filter(box, 3) - bg) > 90.0)
             lab, n = ndimage.label(odd)
@@ -488,8 +487,7 @@ def _group_pixels(img, spacing, centre, r_bar, theta_deg, half_across, half_radi
     cy = centre[0] - r_bar * math.sin(th) / dy
     cx = centre[1] + r_bar * math.cos(th) / dx
     reach = math.hypot(half_across, half_radial) + 1.0
-    y0, y1 = max(int(cy - reach / dy), 0), min(int(cy + reach / dy) + 2, img.shape[0])
-    x0, x1 = max(int(cx - reach / dx), 0), min(int(cx + reach / dx) + 2, img.shape[1])
+    y0, y1, x0, x1 = box_about((cy, cx), (reach / dy, reach / dx), img.shape, margin=(0, 2))
     yy, xx = np.mgrid[y0:y1, x0:x1]
     gx = (xx - cx) * dx
     gy = -(yy - cy) * dy                       # y up, so (cos th, sin th) is radial
@@ -520,8 +518,7 @@ def _resolution(stack, spacing, centre, g: CatPhan604Geometry, bg: float):
     ny, nx = img.shape
     # the bar band lies within lp_radius_range_mm[1] of the centre: its bounding box suffices
     reach = g.lp_radius_range_mm[1]
-    y0, y1 = max(int(centre[0] - reach / dy) - 1, 0), min(int(centre[0] + reach / dy) + 2, ny)
-    x0, x1 = max(int(centre[1] - reach / dx) - 1, 0), min(int(centre[1] + reach / dx) + 2, nx)
+    y0, y1, x0, x1 = box_about(centre, (reach / dy, reach / dx), (ny, nx), margin=(1, 2))
     yy, xx = np.ogrid[y0:y1, x0:x1]
     r = np.hypot((yy - centre[0]) * dy, (xx - centre[1]) * dx)
     band = (r > g.lp_radius_range_mm[0]) & (r < g.lp_radius_range_mm[1])
@@ -613,8 +610,7 @@ def _low_contrast(stack, spacing, centre, g: CatPhan604Geometry):
     img = np.mean(stack, axis=0)
     px = 0.5 * (spacing[0] + spacing[1])
     # background annulus 20-40 mm: only its bounding box is needed
-    y0, y1 = max(int(centre[0] - 40.0 / spacing[0]) - 1, 0), min(int(centre[0] + 40.0 / spacing[0]) + 2, img.shape[0])
-    x0, x1 = max(int(centre[1] - 40.0 / spacing[1]) - 1, 0), min(int(centre[1] + 40.0 / spacing[1]) + 2, img.shape[1])
+    y0, y1, x0, x1 = box_about(centre, (40.0 / spacing[0], 40.0 / spacing[1]), img.shape, margin=(1, 2))
     yy, xx = np.ogrid[y0:y1, x0:x1]
     r2 = ((yy - centre[0]) * spacing[0]) ** 2 + ((xx - centre[1]) * spacing[1]) ** 2
     bg = float(np.median(img[y0:y1, x0:x1][(r2 > 20.0 ** 2) & (r2 < 40.0 ** 2)]))

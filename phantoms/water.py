@@ -24,6 +24,7 @@ import numpy as np
 
 from iqa.errors import InputError, LocalizationError
 from iqa.phantoms import _ct
+from iqa.phantoms._masks import box_about
 from iqa.phantoms._memo import memo
 from iqa.result import PhantomAnalysis
 
@@ -70,9 +71,7 @@ def _disk_box(image: np.ndarray, spacing_mm, body: _ct.Body, radius_mm: float):
     """
     dy, dx = spacing_mm
     cy, cx = body.centre_yx_px
-    ry, rx = radius_mm / dy, radius_mm / dx
-    y0, y1 = max(int(cy - ry) - 2, 0), min(int(cy + ry) + 3, image.shape[0])
-    x0, x1 = max(int(cx - rx) - 2, 0), min(int(cx + rx) + 3, image.shape[1])
+    y0, y1, x0, x1 = box_about((cy, cx), (radius_mm / dy, radius_mm / dx), image.shape, margin=(2, 3))
     yy, xx = np.ogrid[y0:y1, x0:x1]
     inside = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 < radius_mm ** 2
     return image[y0:y1, x0:x1], inside, (y0, x0)
