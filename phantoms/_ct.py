@@ -24,7 +24,7 @@ from iqa.kernels.esf import radial_esf
 from iqa.kernels.nps import nps_2d, radial_average
 from iqa.kernels.roi import circle_stats
 from iqa.phantoms._masks import fill_holes, largest_component
-from iqa.phantoms._memo import memo, view_memo
+from iqa.phantoms._memo import view_memo
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,6 @@ def refine_disk_centre(image: np.ndarray, centre_yx_px, radius_px: float, *, mar
     The weights are not clipped, so zero-mean noise adds no bias; a blur symmetric about the edge
     keeps the centroid.  The window (disk of ``radius + margin``) is re-centred each iteration.
     """
-    from iqa.kernels.roi import circle_stats  # noqa: F401  (same mask convention)
     cy, cx = float(centre_yx_px[0]), float(centre_yx_px[1])
     ny, nx = image.shape
     rw = radius_px + margin_px
