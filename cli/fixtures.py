@@ -38,9 +38,11 @@ class FixtureGroup(click.Group):
         try:
             gen = generator(name)
         except (ImportError, AttributeError) as exc:
-            @click.command(name=name, help=f"(unavailable: {exc})")
+            reason = str(exc)       # ``exc`` is unbound once the except block ends
+
+            @click.command(name=name, help=f"(unavailable: {reason})")
             def unavailable():
-                raise click.ClickException(f"fixture {name} is not available in this build: {exc}")
+                raise click.ClickException(f"fixture {name} is not available in this build: {reason}")
             return unavailable
         params = [p for p in inspect.signature(gen).parameters.values()
                   if p.kind is inspect.Parameter.KEYWORD_ONLY]
