@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from iqa.cli.main import cli
-from iqa.fixtures import read_truth
 
 pytestmark = pytest.mark.xdist_group("batch")   # heavy: keep these on one worker
 

@@ -130,5 +130,5 @@ def test_scan_matches_reference_on_a_long_drifting_history(seed):
     x = rng.normal(0, 1, n) + np.where(np.arange(n) > n // 2, 0.02 * (np.arange(n) - n // 2), 0)
     args = (x, 20, 1.128, 3.0, 10, 10, 2.66, False, 0.2, 2.86, True, True, 0.5, 5.0, 0.0, True, 5,
             True, True, -5.0, 5.0, -6.0, 6.0, 20, 8, np.arange(n, dtype=float), norm.ppf(0.975))
-    for fast, ref in zip(spc.scan(*args), RS.scan_ref(*args)):
-        np.testing.assert_allclose(np.asarray(fast, float), np.asarray(ref, float), rtol=1e-7, atol=1e-9)
+    for fast, slow in zip(spc.scan(*args), RS.scan_ref(*args)):
+        np.testing.assert_allclose(np.asarray(fast, float), np.asarray(slow, float), rtol=1e-7, atol=1e-9)

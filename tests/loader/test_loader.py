@@ -15,7 +15,7 @@ import pydicom
 import pytest
 
 from iqa import dicom
-from iqa.errors import InputError, SeriesError
+from iqa.errors import InputError
 from iqa.fixtures.dicomio import SeriesSpec, write_series
 from tests.conftest import shared_data
 

@@ -3,7 +3,6 @@ patient data kept out, concurrent writers, read-only and full disks."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import sqlite3
