@@ -143,14 +143,23 @@ class AnalysisOutcome:
 
 def pair_key(series: Series | SeriesHeader) -> tuple:
     """Two acquisitions pair when scanner, modality, matrix, orientation, slice positions and
-    protocol agree (NEMA MS 1 two-acquisition method needs identical geometry and protocol)."""
+    protocol agree (NEMA MS 1 two-acquisition method needs identical geometry and protocol),
+    and they belong to one session.
+
+    NEMA MS 1 takes the two images back to back with nothing changed in between, so a pair
+    never crosses studies (StudyInstanceUID; the acquisition date when a header has none).
+    Without that, one day with a single acquisition would shift every later day's partner
+    by one in an archive, and which series an interrupted batch had already stored would
+    change the pairs on its rerun.
+    """
+    session = series.study_uid or (series.acquired.date().isoformat() if series.acquired else "")
     proto = tuple(sorted((k, round(v, 1) if isinstance(v, float) else v) for k, v in series.protocol.items()))
     if isinstance(series, SeriesHeader):
         f0 = series.frames[0]
         shape, orientation = (len(series.frames), f0.rows, f0.columns), f0.orientation
     else:
         shape, orientation = series.volume.shape, series.orientation
-    return (series.scanner.key, series.modality, shape, tuple(round(o, 3) for o in orientation),
+    return (series.scanner.key, series.modality, session, shape, tuple(round(o, 3) for o in orientation),
             tuple(round(float(p), 1) for p in series.positions_mm), proto)
 
 

@@ -6,8 +6,9 @@ Design
   series (:func:`iqa.dicom.scan`); pixels are read later, in the worker that analyses the
   series, so the main process never holds volumes.
 * **Idempotent and resumable**: a series already in the store is skipped before any pixel
-  is read; each series' results are written in one transaction, so ``kill -9`` at any
-  moment leaves whole series or nothing, and a rerun finishes the rest.
+  is read; each task's results (a series, or an MR pair) are written in one transaction, so
+  ``kill -9`` at any moment leaves whole tasks or nothing, and a rerun finishes the rest
+  with the same pairs (they are formed over the whole archive before stored tasks are dropped).
 * **Bounded memory**: at most ``2 x workers`` tasks are in flight; results are written and
   dropped as they arrive.
 * **Pairs**: MR series with the same scanner, protocol and slice positions are sent to one
@@ -180,23 +181,26 @@ def run_batch(archives: Iterable[str | os.PathLike], store_path: str | os.PathLi
     summary.series_found = len(outcome.headers)
     workers = workers or os.cpu_count() or 1
     with Store(store_path) as store:
-        todo = [h for h in outcome.headers if not store.has_series(h.uid)]
-        summary.skipped = len(outcome.headers) - len(todo)
-        tasks = group_tasks(todo)
+        # Pairs are formed over the whole archive, then tasks already stored are dropped: which
+        # series an interrupted run had stored never changes which acquisitions pair up.
+        stored = {h.uid for h in outcome.headers if store.has_series(h.uid)}
+        summary.skipped = len(stored)
+        tasks = [t for t in group_tasks(outcome.headers) if any(h.uid not in stored for h in t)]
         runner = (_run_dask(tasks, scheduler, phantom, criteria_path, scheduler_timeout_s) if scheduler
                   else _run_local(tasks, workers, phantom, criteria_path))
         done = 0
         if progress:
             progress(0, len(tasks))
         for items in runner:
+            results = []
             for item in items:
                 if "failure" in item:
                     summary.failures.append(FileFailure(**item["failure"]))
                     summary.failed += 1
-                    continue
-                result = item["result"]
-                store.add_result(result)
-                summary.analyzed += 1
+                else:
+                    results.append(item["result"])
+            store.add_results(results)          # a task (a pair) is stored whole or not at all
+            summary.analyzed += sum(r["series_uid"] not in stored for r in results)
             done += 1
             if progress:
                 progress(done, len(tasks))

@@ -46,6 +46,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from iqa.errors import StoreError
@@ -256,6 +257,25 @@ def _now() -> str:
 
 # --------------------------------------------------------------------------- store
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One validated result, ready to write (:meth:`Store._prepare` -> :meth:`Store._insert`)."""
+
+    uid: str
+    scanner: dict[str, str]
+    skey: str
+    modality: str
+    phantom: str
+    pkey: str
+    protocol: dict[str, Any]
+    acquired: str | None
+    day: int | None
+    version: str
+    rank: str
+    rows: list[tuple]        # (metric, value, unit, status, criterion, limits JSON)
+    n_files: int
+
+
 class Store:
     """An open trend store (a context manager).  ``Store(path)`` creates and migrates it.
 
@@ -415,6 +435,25 @@ class Store:
         version is stored beside the old rows and becomes the ``current`` one for trends.
         One transaction per series: a failure stores nothing of it.
         """
+        return self.add_results([result]) > 0
+
+    def add_results(self, results: Sequence[Any]) -> int:
+        """Record several analysed series in one transaction; returns how many changed the store.
+
+        All or nothing: a paired MR acquisition and its partner (whose ``snr_subtraction`` was
+        measured together) are stored together, so a crash never leaves one of a pair behind
+        to be re-paired differently on the rerun.  Each series is validated before anything is
+        written.
+        """
+        prepared = [self._prepare(r) for r in results]
+        if not prepared:
+            return 0
+        uids = ", ".join(p.uid for p in prepared)
+        with self._write(f"store series {uids}") as con:
+            return sum(self._insert(con, p) for p in prepared)
+
+    def _prepare(self, result: Any) -> "_Prepared":
+        """Validate one result and turn it into the values :meth:`_insert` writes."""
         d = result.to_dict(curves=False) if hasattr(result, "to_dict") else dict(result)
         try:
             uid = str(d["series_uid"])
@@ -439,7 +478,6 @@ class Store:
             from iqa._version import __version__
             version = __version__
         rank = version_rank(version)
-        now = _now()
         rows = []
         for name, m in metrics.items():
             get = m.get if isinstance(m, Mapping) else (lambda k, default=None, _m=m: getattr(_m, k, default))
@@ -453,45 +491,52 @@ class Store:
                 continue
             rows.append((str(name), value, str(get("unit", "") or ""), str(get("status", "info") or "info"),
                          get("criterion", None), limits))
-        with self._write(f"store series {uid}") as con:
-            sid = self._scanner_id(con, skey, scanner, modality)
-            row = con.execute("SELECT id FROM series WHERE uid = ?", (uid,)).fetchone()
-            new = False
-            if row is None:
-                cur = con.execute(
-                    "INSERT INTO series (uid, scanner_id, phantom, protocol_key, protocol, acquired, modality, "
-                    "n_files, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (uid, sid, phantom, pkey, json.dumps(protocol, sort_keys=True, allow_nan=False),
-                     acquired, modality, len(d.get("files") or ()), now))
-                series_id, new = cur.lastrowid, True
-            else:
-                series_id = row[0]
-                # The series is keyed on its first analysis; a later one may not move it.
-                srow = con.execute("SELECT scanner_id, phantom, protocol_key, acquired, modality, protocol "
-                                   "FROM series WHERE id = ?", (series_id,)).fetchone()
-                sid, phantom, pkey, acquired, modality, ptext = srow
-                protocol = json.loads(ptext)
-                day = _day(acquired)
-            ptext = json.dumps(protocol, sort_keys=True, allow_nan=False)
-            touched = False
-            changed: list[int] = []
-            for name, value, unit, status, criterion, limits in rows:
-                stream = self._stream_id(con, sid, phantom, pkey, name, unit, modality, ptext)
-                cur = con.execute(
-                    "INSERT OR IGNORE INTO results (series_id, stream_id, metric, value, unit, status, criterion, "
-                    "limits, iqa_version, version_rank, day, acquired, current, stored_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                    (series_id, stream, name, value, unit, status, criterion, limits, version, rank,
-                     day, acquired, now))
-                if cur.rowcount > 0:
-                    touched = True
-                    changed.append(stream)
-            if touched:
-                con.executemany("UPDATE streams SET version = version + 1 WHERE id = ?", [(c,) for c in changed])
-                con.execute(
-                    "UPDATE results SET current = (version_rank = (SELECT MAX(r2.version_rank) FROM results r2 "
-                    "WHERE r2.series_id = results.series_id AND r2.metric = results.metric)) WHERE series_id = ?",
-                    (series_id,))
+        return _Prepared(uid, scanner, skey, modality, phantom, pkey, protocol, acquired, day, version, rank,
+                         rows, len(d.get("files") or ()))
+
+    def _insert(self, con: sqlite3.Connection, p: "_Prepared") -> bool:
+        """Write one prepared series inside the caller's transaction; True if anything new."""
+        uid, scanner, skey, modality, phantom, pkey = p.uid, p.scanner, p.skey, p.modality, p.phantom, p.pkey
+        protocol, acquired, day, version, rank, rows = p.protocol, p.acquired, p.day, p.version, p.rank, p.rows
+        now = _now()
+        sid = self._scanner_id(con, skey, scanner, modality)
+        row = con.execute("SELECT id FROM series WHERE uid = ?", (uid,)).fetchone()
+        new = False
+        if row is None:
+            cur = con.execute(
+                "INSERT INTO series (uid, scanner_id, phantom, protocol_key, protocol, acquired, modality, "
+                "n_files, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (uid, sid, phantom, pkey, json.dumps(protocol, sort_keys=True, allow_nan=False),
+                 acquired, modality, p.n_files, now))
+            series_id, new = cur.lastrowid, True
+        else:
+            series_id = row[0]
+            # The series is keyed on its first analysis; a later one may not move it.
+            srow = con.execute("SELECT scanner_id, phantom, protocol_key, acquired, modality, protocol "
+                               "FROM series WHERE id = ?", (series_id,)).fetchone()
+            sid, phantom, pkey, acquired, modality, ptext = srow
+            protocol = json.loads(ptext)
+            day = _day(acquired)
+        ptext = json.dumps(protocol, sort_keys=True, allow_nan=False)
+        touched = False
+        changed: list[int] = []
+        for name, value, unit, status, criterion, limits in rows:
+            stream = self._stream_id(con, sid, phantom, pkey, name, unit, modality, ptext)
+            cur = con.execute(
+                "INSERT OR IGNORE INTO results (series_id, stream_id, metric, value, unit, status, criterion, "
+                "limits, iqa_version, version_rank, day, acquired, current, stored_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (series_id, stream, name, value, unit, status, criterion, limits, version, rank,
+                 day, acquired, now))
+            if cur.rowcount > 0:
+                touched = True
+                changed.append(stream)
+        if touched:
+            con.executemany("UPDATE streams SET version = version + 1 WHERE id = ?", [(c,) for c in changed])
+            con.execute(
+                "UPDATE results SET current = (version_rank = (SELECT MAX(r2.version_rank) FROM results r2 "
+                "WHERE r2.series_id = results.series_id AND r2.metric = results.metric)) WHERE series_id = ?",
+                (series_id,))
         return new or touched
 
     @staticmethod

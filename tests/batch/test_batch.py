@@ -102,6 +102,45 @@ def test_kill_9_half_way_then_rerun_equals_uninterrupted(small_archive, referenc
     assert _table(store) == _table(reference_store)
 
 
+def test_rerun_after_one_acquisition_of_a_pair_was_stored_equals_uninterrupted(small_archive, reference_store,
+                                                                                 tmp_path):
+    """The state a kill between the two halves of an MR pair used to leave, made deterministic:
+    the rerun must form the same pairs (and complete the stored half's ``snr_subtraction``)."""
+    first_day = sorted((small_archive / "MR01").iterdir())[0]
+    store = tmp_path / "half.sqlite"
+    res = CliRunner().invoke(cli, ["batch", str(first_day / "acquisition1"), "--store", str(store),
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert _n_series(store) == 1
+    res = CliRunner().invoke(cli, ["batch", str(small_archive), "--store", str(store), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert f"{_n_series(reference_store) - 1} analysed, 1 already stored" in res.output
+    assert _table(store) == _table(reference_store)
+
+
+def test_a_day_with_one_acquisition_does_not_shift_later_pairs(small_archive, reference_store, tmp_path):
+    """NEMA pairs are two acquisitions of one session: a missing second acquisition leaves that
+    day unpaired and every other day's subtraction SNR as in the complete archive."""
+    import shutil
+    archive = tmp_path / "gappy"
+    shutil.copytree(small_archive, archive)
+    days = sorted((archive / "MR01").iterdir())
+    lone_day = days[len(days) // 2]
+    shutil.rmtree(lone_day / "acquisition2")
+    store = tmp_path / "gappy.sqlite"
+    res = CliRunner().invoke(cli, ["batch", str(archive), "--store", str(store), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    ref = {(uid, metric): v for uid, metric, v, *_ in _table(reference_store)}
+    got = {(uid, metric): v for uid, metric, v, *_ in _table(store)}
+    lone = {uid for uid, metric in got if metric == "snr"} - {uid for uid, metric in got if metric == "snr_subtraction"}
+    assert len(lone) == 1                                # only the day without its partner
+    assert {k: v for k, v in ref.items() if k[0] not in lone and k in got} == {
+        k: v for k, v in got.items() if k[0] not in lone}
+    removed = {uid for uid, _ in ref} - {uid for uid, _ in got}
+    assert len(removed) == 1                             # the deleted acquisition
+    assert len(got) == len(ref) - sum(uid in removed for uid, _ in ref) - 1   # the lone one lost only its pair metric
+
+
 def test_bad_files_are_quarantined_and_good_series_stored(small_archive, reference_store, tmp_path):
     import shutil
     archive = tmp_path / "mixed"

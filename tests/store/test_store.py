@@ -96,6 +96,18 @@ def test_foreign_or_newer_databases_are_refused(tmp_path):
         Store(junk)
 
 
+def test_several_series_are_stored_all_or_nothing(tmp_path):
+    """A task's results (an MR pair) share one transaction: one bad result stores none of them."""
+    bad = result(1, metrics={"snr": {"value": 10.0, "unit": "", "limits": {"min": float("nan")}}})
+    with Store(tmp_path / "qa.db") as st:
+        with pytest.raises(StoreError, match="1.2.826.0.1.1, metric snr: not storable"):
+            st.add_results([result(0), bad])
+        assert st.counts()["series"] == 0
+        assert st.add_results([result(0), result(1)]) == 2
+        assert st.add_results([result(0), result(1), result(2)]) == 1    # idempotent per series
+        assert st.counts()["series"] == 3
+
+
 def test_storing_the_same_series_twice_changes_nothing(tmp_path):
     with Store(tmp_path / "qa.db") as st:
         assert st.add_result(result(0, value=1.5)) is True
