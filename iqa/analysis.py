@@ -19,11 +19,12 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from iqa._version import __version__
 from iqa.criteria import Criteria
-from iqa.dicom import FileFailure, Series, SeriesHeader, iter_series
+from iqa.dicom import FileFailure, Series, SeriesHeader, iter_series, scan
 from iqa.errors import InputError, IqaError, LocalizationError
 from iqa.result import Metric, PhantomAnalysis, Result
 
@@ -161,6 +162,38 @@ def pair_key(series: Series | SeriesHeader) -> tuple:
         shape, orientation = series.volume.shape, series.orientation
     return (series.scanner.key, series.modality, session, shape, tuple(round(o, 3) for o in orientation),
             tuple(round(float(p), 1) for p in series.positions_mm), proto)
+
+
+class PairWaitlist:
+    """MR acquisitions analysed alone, each waiting for the partner that arrives later.
+
+    ``iqa listen`` and ``iqa pull`` analyse series one at a time as they arrive, but a scanner
+    sends the two acquisitions of the NEMA two-acquisition SNR as two series.  The first is
+    analysed alone and remembered here; the second is then analysed together with it, by the
+    same rule as ``iqa analyze`` and ``iqa batch`` (:func:`pair_key`), so both gain
+    ``snr_subtraction``.  Thread-safe (the listener's watcher and ``flush`` may both ask).
+    """
+
+    def __init__(self) -> None:
+        import threading
+        self._waiting: dict[tuple, Path] = {}
+        self._lock = threading.Lock()
+
+    def partner(self, folder: str | os.PathLike) -> Path | None:
+        """The folder of the earlier acquisition ``folder`` pairs with (forgotten once paired),
+        or None, in which case ``folder`` waits for its own partner if it holds one MR series."""
+        try:
+            headers = scan([folder])[0].headers
+        except (IqaError, OSError):   # the analysis reports an unreadable folder in its own words
+            return None
+        if len(headers) != 1 or headers[0].modality != "MR":
+            return None
+        key = pair_key(headers[0])
+        with self._lock:
+            partner = self._waiting.pop(key, None)
+            if partner is None:
+                self._waiting[key] = Path(folder)
+        return partner
 
 
 def _add_pair_metrics(first: Result, second: Result, a: Series, b: Series, criteria: Criteria) -> None:

@@ -13,7 +13,9 @@ Built on pynetdicom (the maintained DICOM networking library; DICOM PS3.7/PS3.8)
   and a maximum number of bytes per association (beyond them the association is aborted).
 
 A series is complete after ``quiet_s`` seconds without a new instance; it is then analysed,
-stored, and any new drift alarm logged.
+stored, and any new drift alarm logged.  A second MR acquisition that pairs with an earlier one
+(same scanner, study, geometry and protocol) is analysed together with it, so both gain the
+NEMA two-acquisition ``snr_subtraction``.
 """
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ class Listener:
     _last_write: dict[str, float] = field(default_factory=dict)
     _assocs: dict[int, _AssocState] = field(default_factory=dict)
     processed: list[str] = field(default_factory=list)
+    _pairs: object = None      # iqa.analysis.PairWaitlist, made on first use (keeps imports light)
 
     # ---------------------------------------------------------------- DICOM handlers
     def _on_store(self, event) -> int:
@@ -138,14 +141,18 @@ class Listener:
         return ready
 
     def _process(self, series_uid: str) -> None:
-        from iqa.analysis import analyze_paths
+        from iqa.analysis import PairWaitlist, analyze_paths
         from iqa.batch import raise_alarms
         from iqa.criteria import Criteria
         from iqa.errors import IqaError
 
         folder = self.config.incoming / series_uid
+        if self._pairs is None:
+            self._pairs = PairWaitlist()
+        partner = self._pairs.partner(folder)      # the first of a NEMA pair, analysed alone earlier
+        folders = [partner, folder] if partner else [folder]
         try:
-            outcome = analyze_paths([folder], criteria=Criteria.default(self.config.criteria_path))
+            outcome = analyze_paths(folders, criteria=Criteria.default(self.config.criteria_path))
         except IqaError as exc:
             self._fail(f"{folder}: {exc}")
             return
@@ -155,8 +162,7 @@ class Listener:
             from iqa.store import Store
             try:
                 with Store(self.config.store) as store:
-                    for r in outcome.results:
-                        store.add_result(r)
+                    store.add_results(outcome.results)   # the partner gains its snr_subtraction
                     new = raise_alarms(store)
             except IqaError as exc:
                 self._fail(f"{folder}: {exc}")

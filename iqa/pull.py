@@ -94,7 +94,7 @@ def pull(url: str, store_path: str | Path, *, since: date | None = None, until: 
          password: str | None = None, criteria_path: str | None = None) -> PullSummary:
     """Find phantom series on Orthanc (date range, description/station regular expressions),
     download each one not yet stored, analyse it and record it."""
-    from iqa.analysis import analyze_paths
+    from iqa.analysis import PairWaitlist, analyze_paths
     from iqa.batch import raise_alarms
     from iqa.criteria import Criteria
     from iqa.store import Store
@@ -107,6 +107,7 @@ def pull(url: str, store_path: str | Path, *, since: date | None = None, until: 
         raise IqaError(f"invalid filter pattern: {exc}") from None
     summary = PullSummary()
     criteria = Criteria.default(criteria_path)
+    pairs = PairWaitlist()
     with Store(store_path) as store, tempfile.TemporaryDirectory(prefix="iqa-pull-") as tmp:
         for series in client.find_series(since=since, until=until):
             tags = series.get("MainDicomTags", {})
@@ -121,10 +122,10 @@ def pull(url: str, store_path: str | Path, *, since: date | None = None, until: 
                 continue
             folder = Path(tmp) / series["ID"]
             client.download_series(series, folder)
-            outcome = analyze_paths([folder], criteria=criteria)
-            for r in outcome.results:
-                store.add_result(r)
-                summary.analyzed += 1
+            partner = pairs.partner(folder)        # the first of a NEMA pair, analysed alone earlier
+            outcome = analyze_paths([partner, folder] if partner else [folder], criteria=criteria)
+            summary.analyzed += sum(not store.has_series(r.series_uid) for r in outcome.results)
+            store.add_results(outcome.results)     # the partner gains its snr_subtraction
             summary.failures.extend(FileFailure(f"orthanc:{series['ID']}", f.reason) for f in outcome.failures)
         if summary.analyzed:
             raise_alarms(store)

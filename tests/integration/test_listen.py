@@ -75,6 +75,40 @@ def test_echo_and_store_then_analysed_into_the_store(tmp_path, water):
 
 
 @needs_dcmtk
+def test_two_flood_acquisitions_sent_apart_are_paired_for_the_subtraction_snr(tmp_path):
+    """A scanner sends the NEMA pair as two series, each analysed when it goes quiet: the second
+    must be analysed with the first, and both stored with ``snr_subtraction``."""
+    from iqa.fixtures import generate
+    truth = generate("mr-flood", tmp_path / "flood", matrix=128, seed=5)
+    listener = _listener(tmp_path)
+    store = tmp_path / "qa.sqlite"
+
+    def pair_rows():
+        con = sqlite3.connect(store)
+        try:
+            return con.execute("SELECT value FROM results WHERE metric = 'snr_subtraction'").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+
+    try:
+        for n, acquisition in enumerate(("acquisition1", "acquisition2"), start=1):
+            files = sorted(str(p) for p in (tmp_path / "flood" / acquisition).glob("*.dcm"))
+            sent = subprocess.run(["storescu", "-aec", "IQA", "-aet", "SCANNER", "127.0.0.1", str(listener.port),
+                                   *files], capture_output=True, text=True, timeout=60)
+            assert sent.returncode == 0, sent.stderr
+            assert _wait(lambda: _series_count(store) == n), f"acquisition {n} not stored within 30 s"
+        assert _wait(lambda: len(pair_rows()) == 2), "the pair was not measured"
+    finally:
+        listener.stop()
+    (a,), (b,) = pair_rows()
+    assert a == b                                   # one measurement, stored for both series
+    expected = truth["metrics"]["snr_subtraction"]
+    assert abs(a - expected) / expected < 0.05      # issue 5 tolerance for snr_subtraction
+
+
+@needs_dcmtk
 def test_calling_ae_allow_list_is_enforced(tmp_path, water):
     listener = _listener(tmp_path, allowed_callers=("GOODSCANNER",))
     try:

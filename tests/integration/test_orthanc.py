@@ -87,6 +87,23 @@ def test_pull_finds_filters_and_stores_once(orthanc, tmp_path):
     assert "0 series matched" in res.output
 
 
+def test_pull_pairs_the_two_flood_acquisitions(orthanc, tmp_path):
+    """Pull analyses series one by one; the NEMA pair must still be measured and stored for both."""
+    from iqa.fixtures import generate
+    truth = generate("mr-flood", tmp_path / "flood", matrix=128, seed=23, station="MRPACS", serial="SN-P3")
+    for acquisition in ("acquisition1", "acquisition2"):
+        _upload(orthanc, tmp_path / "flood" / acquisition)
+    store = tmp_path / "qa.sqlite"
+    res = CliRunner().invoke(cli, ["pull", "--orthanc", orthanc, "--store", str(store), "--station", "^MRPACS$"])
+    assert res.exit_code == 0, res.output
+    assert "2 series matched on Orthanc: 2 analysed" in res.output
+    con = sqlite3.connect(store)
+    values = [v for (v,) in con.execute("SELECT value FROM results WHERE metric = 'snr_subtraction'")]
+    assert len(values) == 2 and values[0] == values[1]
+    expected = truth["metrics"]["snr_subtraction"]
+    assert abs(values[0] - expected) / expected < 0.05     # issue 5 tolerance for snr_subtraction
+
+
 def test_unreachable_orthanc_is_one_clear_line(tmp_path):
     res = CliRunner().invoke(cli, ["pull", "--orthanc", f"http://127.0.0.1:{_free_port()}", "--store",
                                    str(tmp_path / "x.sqlite")])
