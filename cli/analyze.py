@@ -45,8 +45,7 @@ def analyze(ctx: click.Context, paths, phantom, fmt, output, store, criteria) ->
         try:
             from iqa.store import Store
             with Store(store) as st:
-                for r in outcome.results:
-                    st.add_result(r)
+                st.add_results(outcome.results)     # all or nothing, like a batch task
         except IqaError as exc:
             raise click.ClickException(str(exc)) from None
     for f in outcome.failures:
