@@ -130,7 +130,11 @@ def cases(quick: bool = False) -> list[Case]:
         Case("profiles.outer_crossings", f"{edge.size} samples", profiles.outer_crossings, RM.outer_crossings_ref,
              (edge, 0.5)),
         Case("profiles.fwhm", f"{edge.size} samples", profiles.fwhm, RM.fwhm_ref, (edge, 0.5)),
-        Case("snr.masked_moments", f"{mr_sz}, disk mask", snr.masked_moments, RF.masked_moments_ref, (mr, sig_mask)),
+        Case("snr.masked_moments", f"{mr_sz}, disk mask", snr.masked_moments, RF.masked_moments_ref, (mr, sig_mask),
+             why="one pass at ~1.5 cycles per pixel against NumPy's vectorised boolean gather and two "
+                 "reductions; the loop is bound by the per-pixel mask branch and the add chain of the "
+                 "shifted sums (kept for precision); four accumulators or a branch-free select measured "
+                 "1.5x slower"),
         Case("snr.difference_moments", f"2×{mr_sz}", snr.difference_moments, RF.difference_moments_ref,
              (mr, mr2, sig_mask)),
         Case("snr.background_moments", f"{mr_sz}, corner mask", snr.background_moments, RF.background_moments_ref,
@@ -189,7 +193,7 @@ def run(quick: bool = False, repeat: int = 7) -> list[Row]:
         inner = max(1, min(inner_f, inner_g))
         tf, tg, ratio, ratio_min = paired(f, g, repeat=repeat, inner=inner, budget_s=2 if quick else 20)
         met = ratio >= 3.0
-        note = "" if same else "OUTPUTS DIFFER on these inputs"
+        note = "OUTPUTS DIFFER on these inputs" if not same else ("" if met else case.why)
         rows.append(Row("kernels", case.name, case.size, tf.min_s, tf.median_s, tf.n, "NumPy reference",
                         tg.min_s, tg.median_s, ratio, "≥ 3×", met, note, extra={"ratio_of_min": ratio_min,
                                                                                  "agree": same}))
