@@ -144,3 +144,62 @@ def gaussian_filter_ref(image, sigma, mode="reflect", truncate=4.0):
             acc += wj * np.take(padded, np.arange(j, j + n), axis=axis)
         out = acc
     return out
+
+
+# --------------------------------------------------------------------------- label, select
+
+
+def largest_filled_ref(mask):
+    """Largest 4-connected component (first in raster order among equal sizes), holes filled:
+    breadth-first labelling, then the background reached from the border."""
+    mask = np.asarray(mask, dtype=bool)
+    ny, nx = mask.shape
+    lab = np.zeros((ny, nx), dtype=np.int64)
+    sizes = [0]
+    steps = ((1, 0), (-1, 0), (0, 1), (0, -1))
+    for y0 in range(ny):
+        for x0 in range(nx):
+            if mask[y0, x0] and lab[y0, x0] == 0:
+                sizes.append(0)
+                k = len(sizes) - 1
+                lab[y0, x0] = k
+                todo = [(y0, x0)]
+                while todo:
+                    y, x = todo.pop()
+                    sizes[k] += 1
+                    for dy, dx in steps:
+                        yy, xx = y + dy, x + dx
+                        if 0 <= yy < ny and 0 <= xx < nx and mask[yy, xx] and lab[yy, xx] == 0:
+                            lab[yy, xx] = k
+                            todo.append((yy, xx))
+    if len(sizes) == 1:
+        return None
+    best = lab == int(np.argmax(sizes))
+    outside = np.zeros((ny, nx), dtype=bool)
+    todo = [(y, x) for y in range(ny) for x in range(nx)
+            if (y in (0, ny - 1) or x in (0, nx - 1)) and not best[y, x]]
+    for y, x in todo:
+        outside[y, x] = True
+    while todo:
+        y, x = todo.pop()
+        for dy, dx in steps:
+            yy, xx = y + dy, x + dx
+            if 0 <= yy < ny and 0 <= xx < nx and not best[yy, xx] and not outside[yy, xx]:
+                outside[yy, xx] = True
+                todo.append((yy, xx))
+    return ~outside
+
+
+def mask_moments_ref(mask):
+    ys, xs = np.nonzero(np.asarray(mask, dtype=bool))
+    if ys.size == 0:
+        ny, nx = np.shape(mask)
+        return 0, 0, 0, ny, -1, nx, -1
+    return ys.size, int(ys.sum()), int(xs.sum()), int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+
+
+def order_statistics_ref(values, ranks):
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if np.isnan(v).any():
+        return np.full(np.size(ranks), np.nan)
+    return v[np.asarray(ranks, dtype=np.int64)]

@@ -38,11 +38,12 @@ from scipy import ndimage as ndi
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
 from iqa.kernels.gaussian import gaussian_filter
+from iqa.kernels.label import largest_filled, mask_moments
 from iqa.kernels.profiles import bilinear_inside
+from iqa.kernels.select import median, percentile
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
-from iqa.phantoms._masks import fill_holes, largest_component
 from iqa.phantoms._memo import memo
 from iqa.result import Measurement, PhantomAnalysis
 
@@ -129,21 +130,22 @@ def _cross_morphology(mask: np.ndarray, iterations: int, *, erode: bool) -> np.n
 def _rough_mask(image: np.ndarray) -> np.ndarray | None:
     """Largest bright connected object, holes filled; None when nothing stands out."""
     smooth = gaussian_filter(image, 1.0)
-    hi, lo = (float(v) for v in np.percentile(smooth, [99.0, 5.0]))
+    hi, lo = percentile(smooth, [99.0, 5.0])      # np.percentile's values (kernels.select)
     if not hi > lo:
         return None
     thr = lo + 0.15 * (hi - lo)
-    big = largest_component(smooth > thr)
-    return None if big is None else fill_holes(big)
+    return largest_filled(smooth > thr)
 
 
 def _level_map(image: np.ndarray, interior: np.ndarray, sigma_px: float) -> np.ndarray:
     """Local phantom level: normalised convolution of the interior signal (defined everywhere)."""
     num = gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
     den = gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
-    fallback = float(np.median(image[interior]))
+    inside = den > 1e-3
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = np.where(den > 1e-3, num / den, fallback)
+        level = num / den
+    if not inside.all():      # far from the phantom: its median level (computed only when needed)
+        level = np.where(inside, level, median(image[interior]))
     return level
 
 
@@ -201,12 +203,12 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     image = np.asarray(image, dtype=np.float64)
     dy, dx = spacing_mm
     rough = _rough_mask(image)
-    if rough is None or rough.sum() < 0.02 * image.size or rough.all() or \
-            np.median(image[rough]) < 5.0 * max(float(np.median(image[~rough])), 1e-12):
+    n_rough, sy, sx = mask_moments(rough)[:3] if rough is not None else (0, 0, 0)
+    if rough is None or n_rough < 0.02 * image.size or n_rough == image.size or \
+            median(image[rough]) < 5.0 * max(median(image[~rough]), 1e-12):
         raise LocalizationError("no phantom found (no object covering 2 % of the field of view and at "
                                 "least 5 times brighter than its surroundings)")
-    ry, rx = np.nonzero(rough)
-    rough_centre = (float(ry.mean()), float(rx.mean()))
+    rough_centre = (sy / n_rough, sx / n_rough)      # = np.nonzero(rough)[k].mean(), exactly
     interior = _cross_morphology(rough, 2, erode=True)
     if interior.sum() < 50:
         interior = rough
@@ -214,22 +216,20 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     level = _level_map(image, interior, sigma_px)
     smooth = gaussian_filter(image, 0.5)
     above = smooth > 0.5 * level
-    big = largest_component(above & _cross_morphology(rough, 3, erode=False))
-    if big is None:
+    mask = largest_filled(above & _cross_morphology(rough, 3, erode=False))
+    if mask is None:
         raise LocalizationError("no phantom found above half its own signal level")
-    mask = fill_holes(big)
-    ys, xs = np.nonzero(mask)
+    area, sy, sx, y0, y1, x0, x1 = mask_moments(mask)
     ny, nx = image.shape
-    if ys.min() == 0 or xs.min() == 0 or ys.max() == ny - 1 or xs.max() == nx - 1:
+    if y0 == 0 or x0 == 0 or y1 == ny - 1 or x1 == nx - 1:
         raise LocalizationError("the phantom touches the edge of the field of view; centre it or enlarge the FOV")
-    cy, cx = float(ys.mean()), float(xs.mean())
+    cy, cx = sy / area, sx / area                    # the centroid, = np.nonzero(mask)[k].mean()
     # signal ROI: phantom outline shrunk about the centroid by sqrt(fraction), evaluated on the
     # sub-pixel signed function (smooth - level/2) so the ROI boundary is not pixel-quantised
     k = math.sqrt(geometry.signal_area_fraction)
     signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
     # bilinear (order 1, no prefilter) samples are positive only within one pixel of the mask,
     # so only the pixels whose source lies within the mask's box (+1 px) are sampled
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     ya, yb = max(0, math.floor(cy + k * (y0 - 1 - cy))), min(ny, math.ceil(cy + k * (y1 + 1 - cy)) + 1)
     xa, xb = max(0, math.floor(cx + k * (x0 - 1 - cx))), min(nx, math.ceil(cx + k * (x1 + 1 - cx)) + 1)
     gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
@@ -242,9 +242,8 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     ex = _profile_edges(image, level, (cy, cx), axis=1)
     ey = _profile_edges(image, level, (cy, cx), axis=0)
     # sub-pixel area: count plus the partial boundary from the signed function is not needed here
-    return FloodLocalization(mask=mask, level=level, centre_yx=(cy, cx), area_px=float(mask.sum()),
-                             signal_roi=roi, edges_x=ex, edges_y=ey,
-                             bbox=(int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())),
+    return FloodLocalization(mask=mask, level=level, centre_yx=(cy, cx), area_px=float(area),
+                             signal_roi=roi, edges_x=ex, edges_y=ey, bbox=(y0, y1, x0, x1),
                              rough_centre_yx=rough_centre)
 
 
@@ -572,8 +571,8 @@ def analyze_pair(a: Series, b: Series, *, geometry: FloodGeometry = GEOMETRY) ->
             rough = _rough_mask(img)
             if rough is None:
                 raise LocalizationError(f"{s.where}: slice {z}: no phantom found") from None
-            ys, xs = np.nonzero(rough)
-            cy, cx = ys.mean(), xs.mean()
+            n_rough, sy, sx = mask_moments(rough)[:3]
+            cy, cx = sy / n_rough, sx / n_rough
         images.append(img)
         centres.append((cy * sa[0], cx * sa[1]))
     ia, ib = images
