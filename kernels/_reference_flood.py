@@ -203,3 +203,34 @@ def order_statistics_ref(values, ranks):
     if np.isnan(v).any():
         return np.full(np.size(ranks), np.nan)
     return v[np.asarray(ranks, dtype=np.int64)]
+
+
+def shrunk_roi_ref(smooth, level, mask, centre_yx, k, box):
+    """The signed function over the whole image, the box's sources by ``np.mgrid``, order-1
+    bilinear samples written out (scipy's ``map_coordinates`` arithmetic); None when a source
+    is outside ``[0, ny − 1) × [0, nx − 1)``."""
+    smooth = np.asarray(smooth, dtype=np.float64)
+    level = np.asarray(level, dtype=np.float64)
+    signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
+    cy, cx = centre_yx
+    ya, yb, xa, xb = box
+    roi = np.zeros(smooth.shape, dtype=bool)
+    if yb <= ya or xb <= xa:
+        return roi
+    gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
+    y, x = cy + (gy - cy) / k, cx + (gx - cx) / k
+    ny, nx = smooth.shape
+    if not ((y >= 0) & (y < ny - 1) & (x >= 0) & (x < nx - 1)).all():
+        return None
+    fy, fx = np.floor(y), np.floor(x)
+    wy0 = 1.0 - (y - fy)
+    wy1 = 1.0 - wy0
+    wx0 = 1.0 - (x - fx)
+    wx1 = 1.0 - wx0
+    iy, ix = fy.astype(int), fx.astype(int)
+    t = 0.0 + (signed[iy, ix] * wy0) * wx0
+    t = t + (signed[iy, ix + 1] * wy0) * wx1
+    t = t + (signed[iy + 1, ix] * wy1) * wx0
+    t = t + (signed[iy + 1, ix + 1] * wy1) * wx1
+    roi[ya:yb, xa:xb] = t > 0
+    return roi

@@ -37,10 +37,10 @@ from scipy import ndimage as ndi
 
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
-from iqa.kernels.gaussian import gaussian_filter
+from iqa.kernels.gaussian import gaussian_filter, gaussian_weights
 from iqa.kernels.label import largest_filled, mask_moments
-from iqa.kernels.profiles import bilinear_inside
 from iqa.kernels.select import median, percentile
+from iqa.kernels.shrink import shrunk_roi
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
@@ -227,18 +227,18 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     # signal ROI: phantom outline shrunk about the centroid by sqrt(fraction), evaluated on the
     # sub-pixel signed function (smooth - level/2) so the ROI boundary is not pixel-quantised
     k = math.sqrt(geometry.signal_area_fraction)
-    signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
     # bilinear (order 1, no prefilter) samples are positive only within one pixel of the mask,
     # so only the pixels whose source lies within the mask's box (+1 px) are sampled
     ya, yb = max(0, math.floor(cy + k * (y0 - 1 - cy))), min(ny, math.ceil(cy + k * (y1 + 1 - cy)) + 1)
     xa, xb = max(0, math.floor(cx + k * (x0 - 1 - cx))), min(nx, math.ceil(cx + k * (x1 + 1 - cx)) + 1)
-    gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
-    src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
-    vals = bilinear_inside(signed, src_y, src_x)        # scipy's arithmetic, without its overhead
-    if vals is None:                                     # a source near the border: scipy's cval
+    roi = shrunk_roi(smooth, level, mask, (cy, cx), k, (ya, yb, xa, xb))   # scipy's arithmetic, one pass
+    if roi is None:                                      # a source near the border: scipy's cval
+        signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
+        gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
+        src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
         vals = ndi.map_coordinates(signed, np.vstack([src_y, src_x]), order=1, mode="constant", cval=-1.0)
-    roi = np.zeros((ny, nx), dtype=bool)
-    roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
+        roi = np.zeros((ny, nx), dtype=bool)
+        roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
     ex = _profile_edges(image, level, (cy, cx), axis=1)
     ey = _profile_edges(image, level, (cy, cx), axis=0)
     # sub-pixel area: count plus the partial boundary from the signed function is not needed here
@@ -326,8 +326,17 @@ def ellipse_mask(shape: tuple[int, int], centre_yx: tuple[float, float], semi_y_
     """Pixels whose centres lie inside an axis-aligned ellipse (pixel coordinates)."""
     ny, nx = shape
     cy, cx = centre_yx
-    gy, gx = np.ogrid[0:ny, 0:nx]
-    return ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    if not all(math.isfinite(v) for v in (cy, cx, semi_y_px, semi_x_px)):
+        gy, gx = np.ogrid[0:ny, 0:nx]
+        return ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    out = np.zeros(shape, dtype=bool)
+    # outside the bounding box one term alone exceeds 1: evaluate the box only (same expression)
+    ya, yb = max(0, math.floor(cy - abs(semi_y_px)) - 1), min(ny, math.ceil(cy + abs(semi_y_px)) + 2)
+    xa, xb = max(0, math.floor(cx - abs(semi_x_px)) - 1), min(nx, math.ceil(cx + abs(semi_x_px)) + 2)
+    if ya < yb and xa < xb:
+        gy, gx = np.ogrid[ya:yb, xa:xb]
+        out[ya:yb, xa:xb] = ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    return out
 
 
 def ghost_rois(shape: tuple[int, int], loc: FloodLocalization, spacing_mm: tuple[float, float], *,
@@ -441,9 +450,20 @@ def structure_score(image: np.ndarray, loc: FloodLocalization, spacing_mm: tuple
     more than 20 % of it, well above the noise of any usable flood image.
     """
     dy, dx = spacing_mm
-    fine = gaussian_filter(image, (1.0 / dy, 1.0 / dx))
-    rel = np.abs(fine - loc.level) / np.maximum(loc.level, 1e-12)
-    return float(np.mean(rel[loc.signal_roi] > 0.2))
+    sigma = (1.0 / dy, 1.0 / dx)
+    roi = loc.signal_roi
+    n, _, _, y0, y1, x0, x1 = mask_moments(roi)
+    ny, nx = image.shape
+    if n:   # only the ROI's box is needed: smooth a crop padded by the kernel radius (same sums)
+        ry, rx = (len(gaussian_weights(s)) - 1 if s > 1e-15 else 0 for s in sigma)
+        ya, yb, xa, xb = max(0, y0 - ry), min(ny, y1 + 1 + ry), max(0, x0 - rx), min(nx, x1 + 1 + rx)
+        box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        fine = gaussian_filter(image[ya:yb, xa:xb], sigma)[y0 - ya:y1 + 1 - ya, x0 - xa:x1 + 1 - xa]
+        level, roi = loc.level[box], roi[box]
+    else:
+        fine, level = gaussian_filter(image, sigma), loc.level
+    rel = np.abs(fine - level) / np.maximum(level, 1e-12)
+    return float(np.mean(rel[roi] > 0.2))
 
 
 def identify(series: Series) -> float:
