@@ -3,7 +3,10 @@
 The flood localiser segments every slice twice (the rough object, then the phantom above half its
 local level) as ``fill_holes(largest_component(mask))`` (:mod:`iqa.phantoms._masks`): two
 ``scipy.ndimage.label`` passes, a ``bincount`` and two full-image comparisons, ~1.4 ms on a 256²
-slice.  :func:`largest_filled` does the same in one labelling pass plus one flood fill (~0.2 ms):
+slice.  :func:`largest_filled` does the same on horizontal runs: union-find of the runs of
+consecutive rows that share a column, then the same for the runs of the complement of the kept
+component, so beyond one read of the mask and one write of the result the work scales with the
+number of runs, not of pixels (~0.1 ms):
 
 * components are 4-connected (``ndimage.label``'s default structure);
 * the largest component wins; among equal sizes the one whose first pixel in raster (C) order
@@ -27,81 +30,109 @@ __all__ = ["largest_filled", "mask_moments"]
 
 
 @njit(cache=True)
-def _largest_filled(mask, out):
-    """``out`` = largest 4-connected component of ``mask`` with its holes filled; False if empty."""
-    ny, nx = mask.shape
-    lab = np.zeros((ny, nx), dtype=np.int32)
-    parent = np.zeros(ny * nx // 2 + 2, dtype=np.int32)
-    n = 0
-    for y in range(ny):
-        for x in range(nx):
-            if not mask[y, x]:
-                continue
-            up = lab[y - 1, x] if y > 0 else 0
-            left = lab[y, x - 1] if x > 0 else 0
-            if up == 0 and left == 0:
-                n += 1
-                parent[n] = n
-                lab[y, x] = n
-            elif up == 0:
-                lab[y, x] = left
-            elif left == 0 or left == up:
-                lab[y, x] = up
-            else:
-                a = up
-                while parent[a] != a:
-                    a = parent[a]
-                b = left
-                while parent[b] != b:
-                    b = parent[b]
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]        # path halving; links still point to lower indices
+        a = parent[a]
+    return a
+
+
+@njit(cache=True)
+def _union_rows(rowstart, x0, x1, parent, ny):
+    """Union the runs of consecutive rows that share a column (4-connectivity); the root of a
+    set is its lowest run index, i.e. its first run in raster order."""
+    for y in range(1, ny):
+        i, ie = rowstart[y - 1], rowstart[y]
+        j, je = rowstart[y], rowstart[y + 1]
+        while i < ie and j < je:
+            if x0[i] < x1[j] and x0[j] < x1[i]:
+                a = _find(parent, i)
+                b = _find(parent, j)
                 if a < b:
                     parent[b] = a
                 elif b < a:
                     parent[a] = b
-                lab[y, x] = up
+            if x1[i] <= x1[j]:
+                i += 1
+            else:
+                j += 1
+
+
+@njit(cache=True)
+def _largest_filled(mask, out):
+    """``out`` = largest 4-connected component of ``mask`` with its holes filled; False if empty.
+
+    Works on horizontal runs: the foreground runs are joined row to row by union-find, the
+    largest set (the lowest root among equal sizes) is kept, then the runs of everything else
+    are joined the same way and the sets reaching the border are the outside."""
+    ny, nx = mask.shape
+    cap = ny * (nx // 2 + 1) + 1
+    x0 = np.empty(cap, dtype=np.int64)
+    x1 = np.empty(cap, dtype=np.int64)
+    rowstart = np.empty(ny + 1, dtype=np.int64)
+    n = 0
+    for y in range(ny):
+        rowstart[y] = n
+        x = 0
+        while x < nx:
+            if mask[y, x]:
+                s = x
+                while x < nx and mask[y, x]:
+                    x += 1
+                x0[n] = s
+                x1[n] = x
+                n += 1
+            else:
+                x += 1
+    rowstart[ny] = n
     if n == 0:
         return False
-    # every link points to a lower label, so in increasing order each label's parent is final
-    for k in range(1, n + 1):
-        parent[k] = parent[parent[k]]
-    size = np.zeros(n + 1, dtype=np.int64)
+    parent = np.arange(n)
+    _union_rows(rowstart, x0, x1, parent, ny)
+    size = np.zeros(n, dtype=np.int64)
+    root = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        root[i] = _find(parent, i)
+        size[root[i]] += x1[i] - x0[i]
+    best = 0
+    for i in range(1, n):
+        if size[i] > size[best]:
+            best = i
+    # runs of the complement of the kept component, row by row
+    b0 = np.empty(cap, dtype=np.int64)
+    b1 = np.empty(cap, dtype=np.int64)
+    bstart = np.empty(ny + 1, dtype=np.int64)
+    m = 0
+    for y in range(ny):
+        bstart[y] = m
+        x = 0
+        for i in range(rowstart[y], rowstart[y + 1]):
+            if root[i] != best:
+                continue
+            if x0[i] > x:
+                b0[m] = x
+                b1[m] = x0[i]
+                m += 1
+            x = x1[i]
+        if x < nx:
+            b0[m] = x
+            b1[m] = nx
+            m += 1
+    bstart[ny] = m
+    bparent = np.arange(m)
+    _union_rows(bstart, b0, b1, bparent, ny)
+    outside = np.zeros(m, dtype=np.bool_)
+    for y in range(ny):
+        for i in range(bstart[y], bstart[y + 1]):
+            if y == 0 or y == ny - 1 or b0[i] == 0 or b1[i] == nx:
+                outside[_find(bparent, i)] = True
     for y in range(ny):
         for x in range(nx):
-            if lab[y, x] > 0:
-                size[parent[lab[y, x]]] += 1
-    best = 1
-    for k in range(2, n + 1):
-        if size[k] > size[best]:
-            best = k
-    # background reached from the border through 4-neighbours not in the component is outside
-    stack = np.empty(ny * nx, dtype=np.int64)
-    top = 0
-    outside = np.zeros((ny, nx), dtype=np.bool_)
-    for y in range(ny):
-        for x in range(nx):
-            if (y == 0 or y == ny - 1 or x == 0 or x == nx - 1) and not (
-                    lab[y, x] > 0 and parent[lab[y, x]] == best):
-                if not outside[y, x]:
-                    outside[y, x] = True
-                    stack[top] = y * nx + x
-                    top += 1
-    while top > 0:
-        top -= 1
-        p = stack[top]
-        y = p // nx
-        x = p - y * nx
-        for d in range(4):
-            yy = y + (d == 0) - (d == 1)
-            xx = x + (d == 2) - (d == 3)
-            if 0 <= yy < ny and 0 <= xx < nx and not outside[yy, xx]:
-                lv = lab[yy, xx]
-                if not (lv > 0 and parent[lv] == best):
-                    outside[yy, xx] = True
-                    stack[top] = yy * nx + xx
-                    top += 1
-    for y in range(ny):
-        for x in range(nx):
-            out[y, x] = not outside[y, x]
+            out[y, x] = True
+        for i in range(bstart[y], bstart[y + 1]):
+            if outside[_find(bparent, i)]:
+                for x in range(b0[i], b1[i]):
+                    out[y, x] = False
     return True
 
 
