@@ -234,3 +234,36 @@ def shrunk_roi_ref(smooth, level, mask, centre_yx, k, box):
     t = t + (signed[iy + 1, ix + 1] * wy1) * wx1
     roi[ya:yb, xa:xb] = t > 0
     return roi
+
+
+def half_level_profile_ref(image, level, centre_yx, axis):
+    """Order-1 interpolation written out (taps floor(c) and floor(c) + 1 clamped to the image,
+    weights 1 − t and 1 − (1 − t), products in C order), ``np.mean`` over the three lines."""
+    image = np.asarray(image, dtype=np.float64)
+    level = np.asarray(level, dtype=np.float64)
+    ny, nx = image.shape
+    cy, cx = centre_yx
+    n = nx if axis == 1 else ny
+    s = np.arange(n, dtype=np.float64)
+
+    def sample(img, y, x):
+        fy, fx = np.floor(y), np.floor(x)
+        wy0 = 1.0 - (y - fy)
+        wy1 = 1.0 - wy0
+        wx0 = 1.0 - (x - fx)
+        wx1 = 1.0 - wx0
+        iy, ix = fy.astype(int), fx.astype(int)
+        jy, jx = np.minimum(iy + 1, ny - 1), np.minimum(ix + 1, nx - 1)
+        t = 0.0 + (img[iy, ix] * wy0) * wx0
+        t = t + (img[iy, jx] * wy0) * wx1
+        t = t + (img[jy, ix] * wy1) * wx0
+        return t + (img[jy, jx] * wy1) * wx1
+
+    lines = []
+    with np.errstate(invalid="ignore"):     # inf × 0 at a zero-weight tap is NaN, as in scipy
+        for arr in (image, level):
+            if axis == 1:
+                lines.append([sample(arr, np.full(n, cy + off), s) for off in (-1.0, 0.0, 1.0)])
+            else:
+                lines.append([sample(arr, s, np.full(n, cx + off)) for off in (-1.0, 0.0, 1.0)])
+    return np.mean(lines[0], axis=0) - 0.5 * np.mean(lines[1], axis=0)

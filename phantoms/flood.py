@@ -40,7 +40,7 @@ from iqa.errors import InputError, LocalizationError
 from iqa.kernels.gaussian import gaussian_filter, gaussian_weights
 from iqa.kernels.label import largest_filled, mask_moments
 from iqa.kernels.select import median, percentile
-from iqa.kernels.shrink import shrunk_roi
+from iqa.kernels.flood import half_level_profile, shrunk_roi
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
@@ -158,28 +158,31 @@ def _profile_edges(image: np.ndarray, level: np.ndarray, centre_yx: tuple[float,
     """
     cy, cx = centre_yx
     n = image.shape[1] if axis == 1 else image.shape[0]
-    s = np.arange(n, dtype=np.float64)
-    offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
-    along = np.tile(s, 3)
-    if axis == 1:
-        coords = np.vstack([cy + offsets, along])
-    else:
-        coords = np.vstack([along, cx + offsets])
-    prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
-    half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
-    f = prof - half
+    f = half_level_profile(image, level, centre_yx, axis)     # scipy's arithmetic, one pass
+    if f is None:                                             # a line off the image: scipy's boundary rule
+        s = np.arange(n, dtype=np.float64)
+        offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
+        along = np.tile(s, 3)
+        if axis == 1:
+            coords = np.vstack([cy + offsets, along])
+        else:
+            coords = np.vstack([along, cx + offsets])
+        prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        f = prof - half
     c = cx if axis == 1 else cy
     i0 = int(round(c))
     if f[i0] <= 0:
         raise LocalizationError("the phantom centre is below half the phantom signal")
     out = []
+    stop = ~(f > 0)                                   # the walk stops at f <= 0 (or NaN)
     for step in (-1, 1):
-        i = i0
-        while 0 <= i + step < n and f[i + step] > 0:
-            i += step
-        if not 0 <= i + step < n:
+        ahead = stop[i0 + 1:] if step == 1 else stop[i0 - 1::-1] if i0 > 0 else stop[:0]
+        k = int(np.argmax(ahead)) if ahead.size else 0
+        if not ahead.size or not ahead[k]:
             raise LocalizationError("the phantom reaches the edge of the field of view")
-        j = i + step
+        j = i0 + step * (k + 1)                       # first sample at or below half the level
+        i = j - step
         # linear interpolation between the last inside (f > 0) and first outside (f <= 0) sample
         t = f[i] / (f[i] - f[j])
         out.append(i + step * t)

@@ -1,14 +1,16 @@
-"""kernels.shrink: the flood signal ROI equals the reference and the NumPy + bilinear_inside form it replaced."""
+"""kernels.flood: the signal ROI and the half-level profiles equal the references and the
+NumPy / scipy forms they replaced, bit for bit."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from iqa.kernels import _reference_flood as ref
 from iqa.kernels.profiles import bilinear_inside
-from iqa.kernels.shrink import shrunk_roi
+from iqa.kernels.flood import half_level_profile, shrunk_roi
 
 
 def _old(smooth, level, mask, centre, k, box):
@@ -81,3 +83,48 @@ def test_shrunk_roi_signed_function_edge_values():
             if got is not None:
                 np.testing.assert_array_equal(got, want)
                 np.testing.assert_array_equal(got, _old(smooth, level, mask, c, 1.0, box))
+
+
+def _scipy_profile(image, level, centre, axis):
+    cy, cx = centre
+    n = image.shape[1] if axis == 1 else image.shape[0]
+    offsets = np.repeat([-1.0, 0.0, 1.0], n)
+    along = np.tile(np.arange(n, dtype=np.float64), 3)
+    coords = np.vstack([cy + offsets, along]) if axis == 1 else np.vstack([along, cx + offsets])
+    with np.errstate(invalid="ignore"):
+        prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        return prof - half
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 9), (40, 33), (128, 96)])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_half_level_profile_is_scipys(shape, seed, axis):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100.0, 30.0, shape)
+    level = rng.normal(150.0, 10.0, shape)
+    if seed == 3:       # non-finite values, also on the last row/column (zero-weight taps)
+        image[rng.random(shape) < 0.05] = np.nan
+        image[-1, -1] = np.inf
+        level[0, -1] = np.nan
+    ny, nx = shape
+    centres = [(1.0, 1.0), (ny - 2.0, nx - 2.0), (rng.uniform(1, ny - 2), rng.uniform(1, nx - 2)),
+               (float(ny // 2), nx / 2 + 0.5)]
+    for c in centres:
+        got = half_level_profile(image, level, c, axis)
+        cross, n_cross = (c[0], ny) if axis == 1 else (c[1], nx)
+        if not (cross - 1 >= 0 and cross + 1 <= n_cross - 1):
+            assert got is None          # a line outside the image: the caller uses scipy
+            continue
+        np.testing.assert_array_equal(got, _scipy_profile(image, level, c, axis))
+        np.testing.assert_array_equal(got, ref.half_level_profile_ref(image, level, c, axis))
+
+
+def test_half_level_profile_lines_outside_the_image():
+    image = np.ones((6, 7))
+    assert half_level_profile(image, image, (0.5, 3.0), 1) is None        # line at y = -0.5
+    assert half_level_profile(image, image, (2.0, 5.5), 0) is None        # line at x = 6.5
+    assert half_level_profile(image, image, (2.0, 5.5), 1) is not None    # x lines only matter for axis 0
+    with pytest.raises(ValueError):
+        half_level_profile(image, image[:3], (2.0, 2.0), 1)
