@@ -144,3 +144,126 @@ def gaussian_filter_ref(image, sigma, mode="reflect", truncate=4.0):
             acc += wj * np.take(padded, np.arange(j, j + n), axis=axis)
         out = acc
     return out
+
+
+# --------------------------------------------------------------------------- label, select
+
+
+def largest_filled_ref(mask):
+    """Largest 4-connected component (first in raster order among equal sizes), holes filled:
+    breadth-first labelling, then the background reached from the border."""
+    mask = np.asarray(mask, dtype=bool)
+    ny, nx = mask.shape
+    lab = np.zeros((ny, nx), dtype=np.int64)
+    sizes = [0]
+    steps = ((1, 0), (-1, 0), (0, 1), (0, -1))
+    for y0 in range(ny):
+        for x0 in range(nx):
+            if mask[y0, x0] and lab[y0, x0] == 0:
+                sizes.append(0)
+                k = len(sizes) - 1
+                lab[y0, x0] = k
+                todo = [(y0, x0)]
+                while todo:
+                    y, x = todo.pop()
+                    sizes[k] += 1
+                    for dy, dx in steps:
+                        yy, xx = y + dy, x + dx
+                        if 0 <= yy < ny and 0 <= xx < nx and mask[yy, xx] and lab[yy, xx] == 0:
+                            lab[yy, xx] = k
+                            todo.append((yy, xx))
+    if len(sizes) == 1:
+        return None
+    best = lab == int(np.argmax(sizes))
+    outside = np.zeros((ny, nx), dtype=bool)
+    todo = [(y, x) for y in range(ny) for x in range(nx)
+            if (y in (0, ny - 1) or x in (0, nx - 1)) and not best[y, x]]
+    for y, x in todo:
+        outside[y, x] = True
+    while todo:
+        y, x = todo.pop()
+        for dy, dx in steps:
+            yy, xx = y + dy, x + dx
+            if 0 <= yy < ny and 0 <= xx < nx and not best[yy, xx] and not outside[yy, xx]:
+                outside[yy, xx] = True
+                todo.append((yy, xx))
+    return ~outside
+
+
+def mask_moments_ref(mask):
+    ys, xs = np.nonzero(np.asarray(mask, dtype=bool))
+    if ys.size == 0:
+        ny, nx = np.shape(mask)
+        return 0, 0, 0, ny, -1, nx, -1
+    return ys.size, int(ys.sum()), int(xs.sum()), int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+
+
+def order_statistics_ref(values, ranks):
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if np.isnan(v).any():
+        return np.full(np.size(ranks), np.nan)
+    return v[np.asarray(ranks, dtype=np.int64)]
+
+
+def shrunk_roi_ref(smooth, level, mask, centre_yx, k, box):
+    """The signed function over the whole image, the box's sources by ``np.mgrid``, order-1
+    bilinear samples written out (scipy's ``map_coordinates`` arithmetic); None when a source
+    is outside ``[0, ny − 1) × [0, nx − 1)``."""
+    smooth = np.asarray(smooth, dtype=np.float64)
+    level = np.asarray(level, dtype=np.float64)
+    signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
+    cy, cx = centre_yx
+    ya, yb, xa, xb = box
+    roi = np.zeros(smooth.shape, dtype=bool)
+    if yb <= ya or xb <= xa:
+        return roi
+    gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
+    y, x = cy + (gy - cy) / k, cx + (gx - cx) / k
+    ny, nx = smooth.shape
+    if not ((y >= 0) & (y < ny - 1) & (x >= 0) & (x < nx - 1)).all():
+        return None
+    fy, fx = np.floor(y), np.floor(x)
+    wy0 = 1.0 - (y - fy)
+    wy1 = 1.0 - wy0
+    wx0 = 1.0 - (x - fx)
+    wx1 = 1.0 - wx0
+    iy, ix = fy.astype(int), fx.astype(int)
+    t = 0.0 + (signed[iy, ix] * wy0) * wx0
+    t = t + (signed[iy, ix + 1] * wy0) * wx1
+    t = t + (signed[iy + 1, ix] * wy1) * wx0
+    t = t + (signed[iy + 1, ix + 1] * wy1) * wx1
+    roi[ya:yb, xa:xb] = t > 0
+    return roi
+
+
+def half_level_profile_ref(image, level, centre_yx, axis):
+    """Order-1 interpolation written out (taps floor(c) and floor(c) + 1 clamped to the image,
+    weights 1 − t and 1 − (1 − t), products in C order), ``np.mean`` over the three lines."""
+    image = np.asarray(image, dtype=np.float64)
+    level = np.asarray(level, dtype=np.float64)
+    ny, nx = image.shape
+    cy, cx = centre_yx
+    n = nx if axis == 1 else ny
+    s = np.arange(n, dtype=np.float64)
+
+    def sample(img, y, x):
+        fy, fx = np.floor(y), np.floor(x)
+        wy0 = 1.0 - (y - fy)
+        wy1 = 1.0 - wy0
+        wx0 = 1.0 - (x - fx)
+        wx1 = 1.0 - wx0
+        iy, ix = fy.astype(int), fx.astype(int)
+        jy, jx = np.minimum(iy + 1, ny - 1), np.minimum(ix + 1, nx - 1)
+        t = 0.0 + (img[iy, ix] * wy0) * wx0
+        t = t + (img[iy, jx] * wy0) * wx1
+        t = t + (img[jy, ix] * wy1) * wx0
+        return t + (img[jy, jx] * wy1) * wx1
+
+    lines = []
+    with np.errstate(invalid="ignore"):     # inf × 0 at a zero-weight tap is NaN, as in scipy
+        for arr in (image, level):
+            if axis == 1:
+                lines.append([sample(arr, np.full(n, cy + off), s) for off in (-1.0, 0.0, 1.0)])
+            else:
+                lines.append([sample(arr, s, np.full(n, cx + off)) for off in (-1.0, 0.0, 1.0)])
+    return np.mean(lines[0], axis=0) - 0.5 * np.mean(lines[1], axis=0)

@@ -165,54 +165,128 @@ def match_template_at(image: np.ndarray, template: np.ndarray, ys: np.ndarray, x
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ncc_rank_k(image, fa, fb, tk_sum, tnorm, out):
     ny, nx = image.shape
     nf, ty = fa.shape
     tx = fb.shape[1]
     nwy, nwx = ny - ty + 1, nx - tx + 1
     n = ty * tx
-    # along x (taps outside, windows inside: vectorises): factor sums, then plain and squared sums
-    h = np.zeros((nf + 2, ny, nwx))
-    for y in range(ny):
-        for j in range(tx):
-            row = image[y, j:j + nwx]
-            for q in range(nf):
-                b = fb[q, j]
-                hq = h[q, y]
-                for x in range(nwx):
-                    hq[x] += b * row[x]
-            h1 = h[nf, y]
-            h2 = h[nf + 1, y]
-            for x in range(nwx):
-                h1[x] += row[x]
-                h2[x] += row[x] * row[x]
+    # Row sums along x (factor sums, then plain and squared sums) of the last ty rows in a ring
+    # buffer that stays in cache; each output row then sums its ty rows along y.  Every sum
+    # starts at 0.0 and adds its terms in tap order (j, then i), as the two-array version did.
+    h = np.empty((ty, nf + 2, nwx))
     acc = np.empty((nf + 2, nwx))
-    for y0 in range(nwy):
-        acc[:] = 0.0
-        for i in range(ty):
-            for q in range(nf):
-                a = fa[q, i]
-                aq = acc[q]
-                hq = h[q, y0 + i]
-                for x in range(nwx):
-                    aq[x] += a * hq[x]
-            a1 = acc[nf]
-            a2 = acc[nf + 1]
-            h1 = h[nf, y0 + i]
-            h2 = h[nf + 1, y0 + i]
+    num = np.empty(nwx)
+    for y in range(ny):
+        hy = h[y % ty]
+        row = image[y]
+        for q in range(nf):
+            hq = hy[q]
             for x in range(nwx):
-                a1[x] += h1[x]
-                a2[x] += h2[x]
+                hq[x] = 0.0
+            j = 0
+            while j + 4 <= tx:         # four taps per sweep, still added in tap order
+                b0, b1, b2, b3 = fb[q, j], fb[q, j + 1], fb[q, j + 2], fb[q, j + 3]
+                r0, r1, r2, r3 = row[j:j + nwx], row[j + 1:j + 1 + nwx], row[j + 2:j + 2 + nwx], row[j + 3:j + 3 + nwx]
+                for x in range(nwx):
+                    t = hq[x]
+                    t += b0 * r0[x]
+                    t += b1 * r1[x]
+                    t += b2 * r2[x]
+                    t += b3 * r3[x]
+                    hq[x] = t
+                j += 4
+            while j < tx:
+                b = fb[q, j]
+                rj = row[j:j + nwx]
+                for x in range(nwx):
+                    hq[x] += b * rj[x]
+                j += 1
+        h1 = hy[nf]
+        h2 = hy[nf + 1]
         for x in range(nwx):
-            num = 0.0
-            for q in range(nf):
-                num += acc[q, x]
-            s1 = acc[nf, x]
-            s2 = acc[nf + 1, x]
+            h1[x] = 0.0
+            h2[x] = 0.0
+        j = 0
+        while j + 4 <= tx:
+            r0, r1, r2, r3 = row[j:j + nwx], row[j + 1:j + 1 + nwx], row[j + 2:j + 2 + nwx], row[j + 3:j + 3 + nwx]
+            for x in range(nwx):
+                t1 = h1[x]
+                t2 = h2[x]
+                v0, v1, v2, v3 = r0[x], r1[x], r2[x], r3[x]
+                t1 += v0
+                t2 += v0 * v0
+                t1 += v1
+                t2 += v1 * v1
+                t1 += v2
+                t2 += v2 * v2
+                t1 += v3
+                t2 += v3 * v3
+                h1[x] = t1
+                h2[x] = t2
+            j += 4
+        while j < tx:
+            rj = row[j:j + nwx]
+            for x in range(nwx):
+                v = rj[x]
+                h1[x] += v
+                h2[x] += v * v
+            j += 1
+        y0 = y - ty + 1
+        if y0 < 0:
+            continue
+        for q in range(nf + 2):
+            aq = acc[q]
+            for x in range(nwx):
+                aq[x] = 0.0
+            i = 0
+            while i + 4 <= ty:          # four rows per sweep, still added in row order
+                g0, g1 = h[(y0 + i) % ty, q], h[(y0 + i + 1) % ty, q]
+                g2, g3 = h[(y0 + i + 2) % ty, q], h[(y0 + i + 3) % ty, q]
+                if q < nf:
+                    a0, a1, a2, a3 = fa[q, i], fa[q, i + 1], fa[q, i + 2], fa[q, i + 3]
+                    for x in range(nwx):
+                        t = aq[x]
+                        t += a0 * g0[x]
+                        t += a1 * g1[x]
+                        t += a2 * g2[x]
+                        t += a3 * g3[x]
+                        aq[x] = t
+                else:
+                    for x in range(nwx):
+                        t = aq[x]
+                        t += g0[x]
+                        t += g1[x]
+                        t += g2[x]
+                        t += g3[x]
+                        aq[x] = t
+                i += 4
+            while i < ty:
+                hq = h[(y0 + i) % ty, q]
+                if q < nf:
+                    a = fa[q, i]
+                    for x in range(nwx):
+                        aq[x] += a * hq[x]
+                else:
+                    for x in range(nwx):
+                        aq[x] += hq[x]
+                i += 1
+        for x in range(nwx):
+            num[x] = 0.0
+        for q in range(nf):
+            aq = acc[q]
+            for x in range(nwx):
+                num[x] += aq[x]
+        s1v = acc[nf]
+        s2v = acc[nf + 1]
+        orow = out[y0]
+        for x in range(nwx):       # branch-free, so it vectorises (sqrt, division)
+            s1 = s1v[x]
+            s2 = s2v[x]
             energy = s2 - s1 * s1 / n
-            if energy > 1e-9 * s2:
-                out[y0, x] = (num - s1 / n * tk_sum) / (np.sqrt(energy) * tnorm)
+            val = (num[x] - s1 / n * tk_sum) / (np.sqrt(energy) * tnorm)
+            orow[x] = val if energy > 1e-9 * s2 else orow[x]
 
 
 def ncc_rank_k(image: np.ndarray, template: np.ndarray, rank: int) -> tuple[np.ndarray, float]:

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from iqa.kernels.profiles import last_falling, sample_rays
+from iqa.kernels.select import median, percentile
 from iqa.phantoms._masks import box_about
 
 
@@ -49,7 +50,7 @@ def rough_disk(image: np.ndarray) -> Disk | None:
     is found.
     """
     img = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
-    top = float(np.percentile(img[::2, ::2], 99.0))
+    top = percentile(img[::2, ::2], [99.0])[0]        # np.percentile's value (kernels.select)
     if top <= 0:
         return None
     mask = img > 0.3 * top
@@ -62,8 +63,9 @@ def rough_disk(image: np.ndarray) -> Disk | None:
     yy, xx = np.ogrid[: img.shape[0], : img.shape[1]]
     outside = (yy - cy) ** 2 + (xx - cx) ** 2 > (1.15 * radius) ** 2
     bg = img[outside]
-    return Disk(float(cy), float(cx), float(radius), float(np.median(img[::2, ::2][mask[::2, ::2]])),
-                float(np.median(bg[::4])) if bg.size else 0.0)
+    sig = img[::2, ::2][mask[::2, ::2]]
+    return Disk(float(cy), float(cx), float(radius), median(sig) if sig.size else math.nan,   # np.median's values
+                median(bg[::4]) if bg.size else 0.0)
 
 
 def _fourier_design(theta: np.ndarray) -> np.ndarray:

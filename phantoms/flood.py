@@ -37,12 +37,13 @@ from scipy import ndimage as ndi
 
 from iqa.dicom import Series
 from iqa.errors import InputError, LocalizationError
-from iqa.kernels.gaussian import gaussian_filter
-from iqa.kernels.profiles import bilinear_inside
+from iqa.kernels.gaussian import gaussian_filter, gaussian_weights
+from iqa.kernels.label import largest_filled, mask_moments
+from iqa.kernels.select import median, percentile
+from iqa.kernels.flood import half_level_profile, shrunk_roi
 from iqa.kernels.snr import (RAYLEIGH_SD_FACTOR, background_moments, difference_moments,
                              masked_moments, snr_single, snr_subtraction)
 from iqa.kernels.uniformity import piu_search
-from iqa.phantoms._masks import fill_holes, largest_component
 from iqa.phantoms._memo import memo
 from iqa.result import Measurement, PhantomAnalysis
 
@@ -129,21 +130,22 @@ def _cross_morphology(mask: np.ndarray, iterations: int, *, erode: bool) -> np.n
 def _rough_mask(image: np.ndarray) -> np.ndarray | None:
     """Largest bright connected object, holes filled; None when nothing stands out."""
     smooth = gaussian_filter(image, 1.0)
-    hi, lo = (float(v) for v in np.percentile(smooth, [99.0, 5.0]))
+    hi, lo = percentile(smooth, [99.0, 5.0])      # np.percentile's values (kernels.select)
     if not hi > lo:
         return None
     thr = lo + 0.15 * (hi - lo)
-    big = largest_component(smooth > thr)
-    return None if big is None else fill_holes(big)
+    return largest_filled(smooth > thr)
 
 
 def _level_map(image: np.ndarray, interior: np.ndarray, sigma_px: float) -> np.ndarray:
     """Local phantom level: normalised convolution of the interior signal (defined everywhere)."""
     num = gaussian_filter(np.where(interior, image, 0.0), sigma_px, mode="constant")
     den = gaussian_filter(interior.astype(np.float64), sigma_px, mode="constant")
-    fallback = float(np.median(image[interior]))
+    inside = den > 1e-3
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = np.where(den > 1e-3, num / den, fallback)
+        level = num / den
+    if not inside.all():      # far from the phantom: its median level (computed only when needed)
+        level = np.where(inside, level, median(image[interior]))
     return level
 
 
@@ -156,28 +158,31 @@ def _profile_edges(image: np.ndarray, level: np.ndarray, centre_yx: tuple[float,
     """
     cy, cx = centre_yx
     n = image.shape[1] if axis == 1 else image.shape[0]
-    s = np.arange(n, dtype=np.float64)
-    offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
-    along = np.tile(s, 3)
-    if axis == 1:
-        coords = np.vstack([cy + offsets, along])
-    else:
-        coords = np.vstack([along, cx + offsets])
-    prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
-    half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
-    f = prof - half
+    f = half_level_profile(image, level, centre_yx, axis)     # scipy's arithmetic, one pass
+    if f is None:                                             # a line off the image: scipy's boundary rule
+        s = np.arange(n, dtype=np.float64)
+        offsets = np.repeat([-1.0, 0.0, 1.0], n)         # the three lines in one call per array
+        along = np.tile(s, 3)
+        if axis == 1:
+            coords = np.vstack([cy + offsets, along])
+        else:
+            coords = np.vstack([along, cx + offsets])
+        prof = np.mean(ndi.map_coordinates(image, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        half = 0.5 * np.mean(ndi.map_coordinates(level, coords, order=1, mode="nearest").reshape(3, n), axis=0)
+        f = prof - half
     c = cx if axis == 1 else cy
     i0 = int(round(c))
     if f[i0] <= 0:
         raise LocalizationError("the phantom centre is below half the phantom signal")
     out = []
+    stop = ~(f > 0)                                   # the walk stops at f <= 0 (or NaN)
     for step in (-1, 1):
-        i = i0
-        while 0 <= i + step < n and f[i + step] > 0:
-            i += step
-        if not 0 <= i + step < n:
+        ahead = stop[i0 + 1:] if step == 1 else stop[i0 - 1::-1] if i0 > 0 else stop[:0]
+        k = int(np.argmax(ahead)) if ahead.size else 0
+        if not ahead.size or not ahead[k]:
             raise LocalizationError("the phantom reaches the edge of the field of view")
-        j = i + step
+        j = i0 + step * (k + 1)                       # first sample at or below half the level
+        i = j - step
         # linear interpolation between the last inside (f > 0) and first outside (f <= 0) sample
         t = f[i] / (f[i] - f[j])
         out.append(i + step * t)
@@ -201,12 +206,12 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     image = np.asarray(image, dtype=np.float64)
     dy, dx = spacing_mm
     rough = _rough_mask(image)
-    if rough is None or rough.sum() < 0.02 * image.size or rough.all() or \
-            np.median(image[rough]) < 5.0 * max(float(np.median(image[~rough])), 1e-12):
+    n_rough, sy, sx = mask_moments(rough)[:3] if rough is not None else (0, 0, 0)
+    if rough is None or n_rough < 0.02 * image.size or n_rough == image.size or \
+            median(image[rough]) < 5.0 * max(median(image[~rough]), 1e-12):
         raise LocalizationError("no phantom found (no object covering 2 % of the field of view and at "
                                 "least 5 times brighter than its surroundings)")
-    ry, rx = np.nonzero(rough)
-    rough_centre = (float(ry.mean()), float(rx.mean()))
+    rough_centre = (sy / n_rough, sx / n_rough)      # = np.nonzero(rough)[k].mean(), exactly
     interior = _cross_morphology(rough, 2, erode=True)
     if interior.sum() < 50:
         interior = rough
@@ -214,37 +219,34 @@ def localize(image: np.ndarray, spacing_mm: tuple[float, float], *,
     level = _level_map(image, interior, sigma_px)
     smooth = gaussian_filter(image, 0.5)
     above = smooth > 0.5 * level
-    big = largest_component(above & _cross_morphology(rough, 3, erode=False))
-    if big is None:
+    mask = largest_filled(above & _cross_morphology(rough, 3, erode=False))
+    if mask is None:
         raise LocalizationError("no phantom found above half its own signal level")
-    mask = fill_holes(big)
-    ys, xs = np.nonzero(mask)
+    area, sy, sx, y0, y1, x0, x1 = mask_moments(mask)
     ny, nx = image.shape
-    if ys.min() == 0 or xs.min() == 0 or ys.max() == ny - 1 or xs.max() == nx - 1:
+    if y0 == 0 or x0 == 0 or y1 == ny - 1 or x1 == nx - 1:
         raise LocalizationError("the phantom touches the edge of the field of view; centre it or enlarge the FOV")
-    cy, cx = float(ys.mean()), float(xs.mean())
+    cy, cx = sy / area, sx / area                    # the centroid, = np.nonzero(mask)[k].mean()
     # signal ROI: phantom outline shrunk about the centroid by sqrt(fraction), evaluated on the
     # sub-pixel signed function (smooth - level/2) so the ROI boundary is not pixel-quantised
     k = math.sqrt(geometry.signal_area_fraction)
-    signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
     # bilinear (order 1, no prefilter) samples are positive only within one pixel of the mask,
     # so only the pixels whose source lies within the mask's box (+1 px) are sampled
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     ya, yb = max(0, math.floor(cy + k * (y0 - 1 - cy))), min(ny, math.ceil(cy + k * (y1 + 1 - cy)) + 1)
     xa, xb = max(0, math.floor(cx + k * (x0 - 1 - cx))), min(nx, math.ceil(cx + k * (x1 + 1 - cx)) + 1)
-    gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
-    src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
-    vals = bilinear_inside(signed, src_y, src_x)        # scipy's arithmetic, without its overhead
-    if vals is None:                                     # a source near the border: scipy's cval
+    roi = shrunk_roi(smooth, level, mask, (cy, cx), k, (ya, yb, xa, xb))   # scipy's arithmetic, one pass
+    if roi is None:                                      # a source near the border: scipy's cval
+        signed = np.where(mask, smooth - 0.5 * level, np.minimum(smooth - 0.5 * level, -1e-9))
+        gy, gx = np.mgrid[ya:yb, xa:xb].astype(np.float64)
+        src_y, src_x = (cy + (gy - cy) / k).ravel(), (cx + (gx - cx) / k).ravel()
         vals = ndi.map_coordinates(signed, np.vstack([src_y, src_x]), order=1, mode="constant", cval=-1.0)
-    roi = np.zeros((ny, nx), dtype=bool)
-    roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
+        roi = np.zeros((ny, nx), dtype=bool)
+        roi[ya:yb, xa:xb] = (vals > 0).reshape(yb - ya, xb - xa)
     ex = _profile_edges(image, level, (cy, cx), axis=1)
     ey = _profile_edges(image, level, (cy, cx), axis=0)
     # sub-pixel area: count plus the partial boundary from the signed function is not needed here
-    return FloodLocalization(mask=mask, level=level, centre_yx=(cy, cx), area_px=float(mask.sum()),
-                             signal_roi=roi, edges_x=ex, edges_y=ey,
-                             bbox=(int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())),
+    return FloodLocalization(mask=mask, level=level, centre_yx=(cy, cx), area_px=float(area),
+                             signal_roi=roi, edges_x=ex, edges_y=ey, bbox=(y0, y1, x0, x1),
                              rough_centre_yx=rough_centre)
 
 
@@ -327,8 +329,17 @@ def ellipse_mask(shape: tuple[int, int], centre_yx: tuple[float, float], semi_y_
     """Pixels whose centres lie inside an axis-aligned ellipse (pixel coordinates)."""
     ny, nx = shape
     cy, cx = centre_yx
-    gy, gx = np.ogrid[0:ny, 0:nx]
-    return ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    if not all(math.isfinite(v) for v in (cy, cx, semi_y_px, semi_x_px)):
+        gy, gx = np.ogrid[0:ny, 0:nx]
+        return ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    out = np.zeros(shape, dtype=bool)
+    # outside the bounding box one term alone exceeds 1: evaluate the box only (same expression)
+    ya, yb = max(0, math.floor(cy - abs(semi_y_px)) - 1), min(ny, math.ceil(cy + abs(semi_y_px)) + 2)
+    xa, xb = max(0, math.floor(cx - abs(semi_x_px)) - 1), min(nx, math.ceil(cx + abs(semi_x_px)) + 2)
+    if ya < yb and xa < xb:
+        gy, gx = np.ogrid[ya:yb, xa:xb]
+        out[ya:yb, xa:xb] = ((gy - cy) / semi_y_px) ** 2 + ((gx - cx) / semi_x_px) ** 2 <= 1.0
+    return out
 
 
 def ghost_rois(shape: tuple[int, int], loc: FloodLocalization, spacing_mm: tuple[float, float], *,
@@ -442,9 +453,20 @@ def structure_score(image: np.ndarray, loc: FloodLocalization, spacing_mm: tuple
     more than 20 % of it, well above the noise of any usable flood image.
     """
     dy, dx = spacing_mm
-    fine = gaussian_filter(image, (1.0 / dy, 1.0 / dx))
-    rel = np.abs(fine - loc.level) / np.maximum(loc.level, 1e-12)
-    return float(np.mean(rel[loc.signal_roi] > 0.2))
+    sigma = (1.0 / dy, 1.0 / dx)
+    roi = loc.signal_roi
+    n, _, _, y0, y1, x0, x1 = mask_moments(roi)
+    ny, nx = image.shape
+    if n:   # only the ROI's box is needed: smooth a crop padded by the kernel radius (same sums)
+        ry, rx = (len(gaussian_weights(s)) - 1 if s > 1e-15 else 0 for s in sigma)
+        ya, yb, xa, xb = max(0, y0 - ry), min(ny, y1 + 1 + ry), max(0, x0 - rx), min(nx, x1 + 1 + rx)
+        box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        fine = gaussian_filter(image[ya:yb, xa:xb], sigma)[y0 - ya:y1 + 1 - ya, x0 - xa:x1 + 1 - xa]
+        level, roi = loc.level[box], roi[box]
+    else:
+        fine, level = gaussian_filter(image, sigma), loc.level
+    rel = np.abs(fine - level) / np.maximum(level, 1e-12)
+    return float(np.mean(rel[roi] > 0.2))
 
 
 def identify(series: Series) -> float:
@@ -572,8 +594,8 @@ def analyze_pair(a: Series, b: Series, *, geometry: FloodGeometry = GEOMETRY) ->
             rough = _rough_mask(img)
             if rough is None:
                 raise LocalizationError(f"{s.where}: slice {z}: no phantom found") from None
-            ys, xs = np.nonzero(rough)
-            cy, cx = ys.mean(), xs.mean()
+            n_rough, sy, sx = mask_moments(rough)[:3]
+            cy, cx = sy / n_rough, sx / n_rough
         images.append(img)
         centres.append((cy * sa[0], cx * sa[1]))
     ia, ib = images
