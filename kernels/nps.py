@@ -81,29 +81,32 @@ def detrend_poly2(rois: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _project_out(flat, q, out):
-    """out[i] = flat[i] − Q (Qᵀ flat[i]) for each row i (Q orthonormal columns).
+    """out[i] = flat[i] − Q (Qᵀ flat[i]) for each row i (Q: 6 orthonormal columns, the 2nd-order
+    surfaces).
 
-    One pass over each row accumulates all ``k`` coefficients at once (each still summed over
-    ``p`` in order, so the result is bit-identical to one pass per coefficient, ~3× faster);
-    the subtraction runs coefficient by coefficient over contiguous rows of ``Qᵀ`` (same order
-    of operations per element as before, and vectorisable).
+    One pass over each row accumulates the six coefficients in six scalars (registers: ~3×
+    faster than an array of ``k`` accumulators, which the compiler keeps in memory), each still
+    summed over ``p`` in order; the subtraction then takes the coefficients in order 0..5 for
+    each element.  The order of operations per element is that of one pass per coefficient, so
+    the result is bit-identical to it.
     """
     n, m = flat.shape
-    k = q.shape[1]
+    if q.shape[1] != 6:
+        raise ValueError("_project_out expects the 6 columns of the 2nd-order surface basis")
     qt = np.ascontiguousarray(q.T)
-    coef = np.zeros(k)
     for i in range(n):
-        coef[:] = 0.0
+        c0 = c1 = c2 = c3 = c4 = c5 = 0.0
         for p in range(m):
             x = flat[i, p]
-            for j in range(k):
-                coef[j] += q[p, j] * x
+            c0 += qt[0, p] * x
+            c1 += qt[1, p] * x
+            c2 += qt[2, p] * x
+            c3 += qt[3, p] * x
+            c4 += qt[4, p] * x
+            c5 += qt[5, p] * x
         for p in range(m):
-            out[i, p] = flat[i, p]
-        for j in range(k):
-            c = coef[j]
-            for p in range(m):
-                out[i, p] -= qt[j, p] * c
+            out[i, p] = (((((flat[i, p] - qt[0, p] * c0) - qt[1, p] * c1) - qt[2, p] * c2) - qt[3, p] * c3)
+                         - qt[4, p] * c4) - qt[5, p] * c5
 
 
 def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True,

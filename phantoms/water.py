@@ -91,12 +91,25 @@ def _uniform_disk_score(image: np.ndarray, spacing_mm, body: _ct.Body | None = N
     if not (60.0 <= body.radius_mm <= 250.0) or body.roundness > 0.02:
         return 0.1
     dy, dx = spacing_mm
-    image, inner, _ = _disk_box(image, spacing_mm, body, body.radius_mm - 10.0)
+    r_in = body.radius_mm - 10.0
+    image, inner, (y0, x0) = _disk_box(image, spacing_mm, body, r_in)
     vals = image[inner]
     med = float(np.median(vals))
     if abs(med) > 60.0:
         return 0.1
-    smooth = ndimage.uniform_filter(np.asarray(image, dtype=np.float32), size=3)
+    crop = np.asarray(image, dtype=np.float32)
+    # Shortcut, exact: each pass of the 3 x 3 mean stays within the min and max of the float32
+    # values it averages (rounding to float32 cannot cross a float32 bound), so when no pixel
+    # within reach of the disk (its radius plus one pixel diagonal) deviates by more than 60 HU,
+    # no smoothed one does and ``odd`` is empty: no filter and no labelling needed.
+    cy, cx = body.centre_yx_px
+    yy, xx = np.ogrid[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]]
+    reach = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2 < (r_in + math.hypot(dy, dx)) ** 2
+    lo = crop.min(where=reach, initial=np.inf)
+    hi = crop.max(where=reach, initial=-np.inf)
+    if not (abs(hi - med) > 60.0 or abs(lo - med) > 60.0):
+        return 1.0
+    smooth = ndimage.uniform_filter(crop, size=3)
     odd = inner & (np.abs(smooth - med) > 60.0)
     frac = float(odd.sum()) / float(inner.sum())
     # a single rod (a few % of the area) is allowed; inserts, bars and holes are not
@@ -137,8 +150,23 @@ def identify(series) -> float:
 def _slice_score(series, z: int) -> float:
     """:func:`_uniform_disk_score` of slice ``z``, computed once for ``identify`` and ``analyze``."""
     vol, spacing = series.volume, series.pixel_spacing_mm
-    return memo(vol, ("water.disk_score", tuple(map(float, spacing)), z),
-                    lambda: _uniform_disk_score(vol[z], spacing))
+
+    def score() -> float:
+        try:
+            body = _body(series, z)
+        except LocalizationError:
+            return 0.0
+        return _uniform_disk_score(vol[z], spacing, body)
+    return memo(vol, ("water.disk_score", tuple(map(float, spacing)), z), score)
+
+
+def _body(series, z: int) -> _ct.Body:
+    """The outline of slice ``z`` (:func:`iqa.phantoms._ct.find_body`, 180 rays), found once for
+    ``identify`` and ``analyze``; a :class:`LocalizationError` is remembered and raised again."""
+    vol, spacing = series.volume, series.pixel_spacing_mm
+    return memo(vol, ("water.body", tuple(map(float, spacing)), z),
+                lambda: _ct.find_body(vol[z], spacing_mm=spacing, where=f"{series.where}: slice {z + 1}"),
+                errors=(LocalizationError,))
 
 
 # --------------------------------------------------------------------------- localisation
@@ -149,7 +177,12 @@ def _find_rod(image: np.ndarray, spacing_mm, body: _ct.Body, water_hu: float) ->
     dy, dx = spacing_mm
     # only the disk can hold the rod
     crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, body.radius_mm - 5.0)
-    smooth = ndimage.uniform_filter(np.asarray(crop, dtype=np.float32), size=3)
+    crop32 = np.asarray(crop, dtype=np.float32)
+    # a 3 x 3 mean never exceeds the largest float32 value it averages (see _uniform_disk_score):
+    # with no pixel of the crop above the rod level there is no rod, and no need to filter
+    if not (crop32 > water_hu + GEOMETRY.rod_threshold_hu).any():
+        return None
+    smooth = ndimage.uniform_filter(crop32, size=3)
     mask = inside & (smooth > water_hu + GEOMETRY.rod_threshold_hu)
     if not mask.any():
         return None
@@ -193,7 +226,7 @@ def analyze(series) -> PhantomAnalysis:
     nz = vol.shape[0]
     mid = nz // 2
 
-    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}: slice {mid + 1}")
+    body = _body(series, mid)
     if _slice_score(series, mid) < 0.5:     # the test identify() applies (same outline search)
         raise LocalizationError(f"{where}: slice {mid + 1}: not a uniform water cylinder (inserts, bars or a "
                                 f"non-water body found); analyse it with --phantom auto or the phantom's own name")
