@@ -252,7 +252,7 @@ def analyze(series) -> PhantomAnalysis:
         raise LocalizationError(f"{where}: no slice shows the whole water cylinder")
     if use.size < nz:
         out.warnings.append(f"{nz - use.size} of {nz} slices not fully within the uniform cylinder were left out")
-    stack = vol[use]
+    stack = vol[use[0]:use[-1] + 1]          # a view: use is one contiguous run
     cen = centres[use]
     radius = float(np.mean(radii[use]))
     diameter = 2.0 * radius
@@ -304,7 +304,7 @@ def analyze(series) -> PhantomAnalysis:
     if len(nps_c):
         n_sl = max(1, min(len(use), g.nps_max_rois // len(nps_c)))
         pick = np.unique(np.linspace(0, len(use) - 1, n_sl).round().astype(int))
-        nps = _ct.nps_from_rois(stack[pick], spacing_mm=spacing, centres_yx_px=nps_c, size_mm=g.nps_roi_mm,
+        nps = _ct.nps_from_rois(stack if pick.size == len(use) else stack[pick], spacing_mm=spacing, centres_yx_px=nps_c, size_mm=g.nps_roi_mm,
                                 where=where)
         out.add("nps_peak_lpcm", nps.nps_peak_lpcm, "lp/cm")
         out.add("nps_mean_lpcm", nps.nps_mean_lpcm, "lp/cm")
