@@ -118,10 +118,12 @@ def _project_out(flat, qt, out):
                          - qt[4, p] * c4) - qt[5, p] * c5
 
 
-#: ROIs per block in :func:`nps_2d`: the block's temporaries (residuals, spectrum) stay below
-#: glibc's 128 kB mmap threshold, so they reuse heap memory instead of fresh pages (a 512² water
-#: slice has 45 ROIs of 66²: ~10 MB of temporaries at once cost ~4 ms of page faults alone).
-_BLOCK_BYTES = 96 * 1024
+#: Bytes of float64 ROIs per block in :func:`nps_2d`.  Small blocks keep the temporaries
+#: (residuals, spectrum, squares) in cache and let malloc reuse them from the heap; one block
+#: of all ROIs (a 512² water slice: 45 ROIs of 66², ~10 MB of temporaries) gets fresh mmap pages,
+#: whose page faults alone cost ~4 ms, more than the FFT.  Measured on water.analyze at 512²
+#: (min of 15): 40 kB 10.0 ms, 96 kB 8.9, 256 kB 8.8, 400 kB 8.8, 2 MB 20.7 (1 slice).
+_BLOCK_BYTES = 256 * 1024
 
 
 def nps_2d(rois: np.ndarray, dy_mm: float, dx_mm: float, *, detrend: bool = True,
