@@ -192,12 +192,14 @@ def _find_rod(image: np.ndarray, spacing_mm, body: _ct.Body, water_hu: float) ->
     from scipy import ndimage
     dy, dx = spacing_mm
     # only the disk can hold the rod
-    crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, body.radius_mm - 5.0)
-    crop32 = np.asarray(crop, dtype=np.float32)
+    r = body.radius_mm - 5.0
+    y0, y1, x0, x1 = box_about(body.centre_yx_px, (r / dy, r / dx), image.shape, margin=(2, 3))
+    crop32 = np.asarray(image[y0:y1, x0:x1], dtype=np.float32)
     # a 3 x 3 mean never exceeds the largest float32 value it averages (see _uniform_disk_score):
-    # with no pixel of the crop above the rod level there is no rod, and no need to filter
+    # with no pixel of _disk_box's crop above the rod level there is no rod, and no need to filter
     if not (crop32 > water_hu + GEOMETRY.rod_threshold_hu).any():
         return None
+    crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, r)
     smooth = ndimage.uniform_filter(crop32, size=3)
     mask = inside & (smooth > water_hu + GEOMETRY.rod_threshold_hu)
     if not mask.any():
