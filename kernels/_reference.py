@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["circle_stats_ref", "radial_bins_ref", "radial_average_ref", "detrend_poly2_ref",
+__all__ = ["circle_stats_ref", "radial_bins_ref", "radial_average_ref", "detrend_poly2_ref", "add_power_ref",
            "bilinear_ref", "line_profile_ref", "segment_extrema_ref"]
 
 
@@ -92,6 +92,11 @@ def detrend_poly2_ref(rois):
         coef, *_ = np.linalg.lstsq(a, arr[i].ravel(), rcond=None)
         out[i] = arr[i] - (a @ coef).reshape(ny, nx)
     return out[0] if squeeze else out
+
+
+def add_power_ref(spec, acc):
+    """Reference for :func:`iqa.kernels.nps.add_power`: ``acc + Σ_i |spec[i]|²`` (returned, not in place)."""
+    return acc + (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
 
 
 def bilinear_ref(image, ys, xs):

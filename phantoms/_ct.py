@@ -518,7 +518,9 @@ def nps_from_rois(stack: np.ndarray, *, spacing_mm, centres_yx_px, size_mm: floa
     n -= n % 2
     c = np.asarray(centres_yx_px, dtype=np.float64).reshape(-1, 2)
     nz = arr.shape[0]
-    stack_rois = np.empty((len(c) * nz, n, n))          # ROI-major, then slices; float64 in one copy
+    # ROI-major, then slices, in the image's own type: nps_2d converts a few ROIs at a time to
+    # float64 (the same values), so no float64 copy of all of them is made
+    stack_rois = np.empty((len(c) * nz, n, n), dtype=np.result_type(arr.dtype, np.float32))
     for k, (cy, cx) in enumerate(c):
         y0, x0 = int(round(cy - n / 2)), int(round(cx - n / 2))
         if y0 < 0 or x0 < 0 or y0 + n > arr.shape[1] or x0 + n > arr.shape[2]:

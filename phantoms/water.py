@@ -91,12 +91,41 @@ def _uniform_disk_score(image: np.ndarray, spacing_mm, body: _ct.Body | None = N
     if not (60.0 <= body.radius_mm <= 250.0) or body.roundness > 0.02:
         return 0.1
     dy, dx = spacing_mm
-    image, inner, _ = _disk_box(image, spacing_mm, body, body.radius_mm - 10.0)
+    r_in = body.radius_mm - 10.0
+    cy, cx = body.centre_yx_px
+    # the crop and disk of _disk_box, with the squared distances kept for a second radius
+    y0, y1, x0, x1 = box_about((cy, cx), (r_in / dy, r_in / dx), image.shape, margin=(2, 3))
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    d2 = ((yy - cy) * dy) ** 2 + ((xx - cx) * dx) ** 2
+    image = image[y0:y1, x0:x1]
+    inner = d2 < r_in ** 2
     vals = image[inner]
+    crop = np.asarray(image, dtype=np.float32)
+    # Shortcut, exact: each pass of the 3 x 3 mean stays within the min and max of the float32
+    # values it averages (rounding to float32 cannot cross a float32 bound), so when no pixel
+    # within reach of the disk (its radius plus one pixel diagonal) deviates by more than 60 HU
+    # from the median, no smoothed one does and ``odd`` is empty: no filter and no labelling.
+    reach = d2 < (r_in + math.hypot(dy, dx)) ** 2
+    lo = crop.min(where=reach, initial=np.inf)
+    hi = crop.max(where=reach, initial=-np.inf)
+
+    def uniform(m: float) -> bool:
+        """Both tests below pass for the median ``m`` (each holds on an interval of ``m``)."""
+        return not abs(m) > 60.0 and not (abs(hi - m) > 60.0 or abs(lo - m) > 60.0)
+    # The median need not be known exactly when both tests pass over a whole interval [a, b]
+    # that holds it, which two counts prove (np.median lies between the middle order
+    # statistics); ~10x cheaper than the partition.  A NaN makes a or b NaN: exact path.
+    a, b = float(max(hi - 60.0, -60.0)), float(min(lo + 60.0, 60.0))
+    n_vals = vals.size
+    if (a <= b and uniform(a) and uniform(b) and np.count_nonzero(vals < a) <= (n_vals - 1) // 2
+            and np.count_nonzero(vals <= b) >= n_vals // 2 + 1):
+        return 1.0
     med = float(np.median(vals))
     if abs(med) > 60.0:
         return 0.1
-    smooth = ndimage.uniform_filter(np.asarray(image, dtype=np.float32), size=3)
+    if uniform(med):
+        return 1.0
+    smooth = ndimage.uniform_filter(crop, size=3)
     odd = inner & (np.abs(smooth - med) > 60.0)
     frac = float(odd.sum()) / float(inner.sum())
     # a single rod (a few % of the area) is allowed; inserts, bars and holes are not
@@ -137,8 +166,23 @@ def identify(series) -> float:
 def _slice_score(series, z: int) -> float:
     """:func:`_uniform_disk_score` of slice ``z``, computed once for ``identify`` and ``analyze``."""
     vol, spacing = series.volume, series.pixel_spacing_mm
-    return memo(vol, ("water.disk_score", tuple(map(float, spacing)), z),
-                    lambda: _uniform_disk_score(vol[z], spacing))
+
+    def score() -> float:
+        try:
+            body = _body(series, z)
+        except LocalizationError:
+            return 0.0
+        return _uniform_disk_score(vol[z], spacing, body)
+    return memo(vol, ("water.disk_score", tuple(map(float, spacing)), z), score)
+
+
+def _body(series, z: int) -> _ct.Body:
+    """The outline of slice ``z`` (:func:`iqa.phantoms._ct.find_body`, 180 rays), found once for
+    ``identify`` and ``analyze``; a :class:`LocalizationError` is remembered and raised again."""
+    vol, spacing = series.volume, series.pixel_spacing_mm
+    return memo(vol, ("water.body", tuple(map(float, spacing)), z),
+                lambda: _ct.find_body(vol[z], spacing_mm=spacing, where=f"{series.where}: slice {z + 1}"),
+                errors=(LocalizationError,))
 
 
 # --------------------------------------------------------------------------- localisation
@@ -148,8 +192,15 @@ def _find_rod(image: np.ndarray, spacing_mm, body: _ct.Body, water_hu: float) ->
     from scipy import ndimage
     dy, dx = spacing_mm
     # only the disk can hold the rod
-    crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, body.radius_mm - 5.0)
-    smooth = ndimage.uniform_filter(np.asarray(crop, dtype=np.float32), size=3)
+    r = body.radius_mm - 5.0
+    y0, y1, x0, x1 = box_about(body.centre_yx_px, (r / dy, r / dx), image.shape, margin=(2, 3))
+    crop32 = np.asarray(image[y0:y1, x0:x1], dtype=np.float32)
+    # a 3 x 3 mean never exceeds the largest float32 value it averages (see _uniform_disk_score):
+    # with no pixel of _disk_box's crop above the rod level there is no rod, and no need to filter
+    if not (crop32 > water_hu + GEOMETRY.rod_threshold_hu).any():
+        return None
+    crop, inside, (y0, x0) = _disk_box(image, spacing_mm, body, r)
+    smooth = ndimage.uniform_filter(crop32, size=3)
     mask = inside & (smooth > water_hu + GEOMETRY.rod_threshold_hu)
     if not mask.any():
         return None
@@ -193,7 +244,7 @@ def analyze(series) -> PhantomAnalysis:
     nz = vol.shape[0]
     mid = nz // 2
 
-    body = _ct.find_body(vol[mid], spacing_mm=spacing, where=f"{where}: slice {mid + 1}")
+    body = _body(series, mid)
     if _slice_score(series, mid) < 0.5:     # the test identify() applies (same outline search)
         raise LocalizationError(f"{where}: slice {mid + 1}: not a uniform water cylinder (inserts, bars or a "
                                 f"non-water body found); analyse it with --phantom auto or the phantom's own name")
@@ -219,7 +270,7 @@ def analyze(series) -> PhantomAnalysis:
         raise LocalizationError(f"{where}: no slice shows the whole water cylinder")
     if use.size < nz:
         out.warnings.append(f"{nz - use.size} of {nz} slices not fully within the uniform cylinder were left out")
-    stack = vol[use]
+    stack = vol[use[0]:use[-1] + 1]          # a view: use is one contiguous run
     cen = centres[use]
     radius = float(np.mean(radii[use]))
     diameter = 2.0 * radius
@@ -271,7 +322,7 @@ def analyze(series) -> PhantomAnalysis:
     if len(nps_c):
         n_sl = max(1, min(len(use), g.nps_max_rois // len(nps_c)))
         pick = np.unique(np.linspace(0, len(use) - 1, n_sl).round().astype(int))
-        nps = _ct.nps_from_rois(stack[pick], spacing_mm=spacing, centres_yx_px=nps_c, size_mm=g.nps_roi_mm,
+        nps = _ct.nps_from_rois(stack if pick.size == len(use) else stack[pick], spacing_mm=spacing, centres_yx_px=nps_c, size_mm=g.nps_roi_mm,
                                 where=where)
         out.add("nps_peak_lpcm", nps.nps_peak_lpcm, "lp/cm")
         out.add("nps_mean_lpcm", nps.nps_mean_lpcm, "lp/cm")
