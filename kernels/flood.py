@@ -35,6 +35,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .profiles import bilinear_nearest
+
 __all__ = ["half_level_profile", "shrunk_roi"]
 
 
@@ -107,32 +109,6 @@ def shrunk_roi(smooth: np.ndarray, level: np.ndarray, mask: np.ndarray, centre_y
 
 
 @njit(cache=True)
-def _bilinear_nearest(image, y, x):
-    """scipy ``map_coordinates(order=1, mode='nearest')`` at ``0 <= y <= ny-1``, ``0 <= x <= nx-1``."""
-    ny, nx = image.shape
-    fy = math.floor(y)
-    fx = math.floor(x)
-    wy0 = 1.0 - (y - fy)
-    wy1 = 1.0 - wy0
-    wx0 = 1.0 - (x - fx)
-    wx1 = 1.0 - wx0
-    iy = int(fy)
-    ix = int(fx)
-    jy = iy + 1 if iy + 1 < ny else ny - 1
-    jx = ix + 1 if ix + 1 < nx else nx - 1
-    t = 0.0
-    c = image[iy, ix] * wy0
-    t += c * wx0
-    c = image[iy, jx] * wy0
-    t += c * wx1
-    c = image[jy, ix] * wy1
-    t += c * wx0
-    c = image[jy, jx] * wy1
-    t += c * wx1
-    return t
-
-
-@njit(cache=True)
 def _half_level_profile(image, level, cy, cx, axis, out):
     ny, nx = image.shape
     n = out.shape[0]
@@ -150,11 +126,11 @@ def _half_level_profile(image, level, cy, cx, axis, out):
         for d in range(3):
             off = d - 1.0
             if axis == 1:
-                a = _bilinear_nearest(image, cy + off, s)
-                b = _bilinear_nearest(level, cy + off, s)
+                a = bilinear_nearest(image, cy + off, s)
+                b = bilinear_nearest(level, cy + off, s)
             else:
-                a = _bilinear_nearest(image, s, cx + off)
-                b = _bilinear_nearest(level, s, cx + off)
+                a = bilinear_nearest(image, s, cx + off)
+                b = bilinear_nearest(level, s, cx + off)
             if d == 0:
                 p = a
                 q = b

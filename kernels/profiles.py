@@ -89,34 +89,49 @@ def sample_line(image: np.ndarray, start_yx: tuple[float, float], end_yx: tuple[
 
 
 @njit(cache=True)
+def bilinear_nearest(image, y, x):
+    """scipy ``map_coordinates(order=1, mode='nearest')`` at one point with ``0 <= y <= ny-1``,
+    ``0 <= x <= nx-1``, bit for bit.
+
+    scipy's NI_GeometricTransform for order 1: per axis t = c - floor(c), weights 1 - t and
+    1 - (1 - t); the four taps in C order, each value times the y weight then the x weight,
+    added to a sum that starts at 0.0; a tap beyond the last row or column is the edge pixel.
+    Also called by :mod:`iqa.kernels.flood`; Numba's cache tracks only the caller's own file, so
+    after changing this function delete that module's cache (``kernels/__pycache__/flood.*``).
+    """
+    ny, nx = image.shape
+    fy = math.floor(y)
+    fx = math.floor(x)
+    wy0 = 1.0 - (y - fy)
+    wy1 = 1.0 - wy0
+    wx0 = 1.0 - (x - fx)
+    wx1 = 1.0 - wx0
+    iy = int(fy)
+    ix = int(fx)
+    jy = iy + 1 if iy + 1 < ny else ny - 1
+    jx = ix + 1 if ix + 1 < nx else nx - 1
+    t = 0.0
+    c = image[iy, ix] * wy0
+    t += c * wx0
+    c = image[iy, jx] * wy0
+    t += c * wx1
+    c = image[jy, ix] * wy1
+    t += c * wx0
+    c = image[jy, jx] * wy1
+    t += c * wx1
+    return t
+
+
+@njit(cache=True)
 def _bilinear_inside(image, ys, xs, out):
-    # scipy's NI_GeometricTransform for order 1: per axis t = c - floor(c), weights 1 - t and
-    # 1 - (1 - t); the four taps in C order, each value times the y weight then the x weight,
-    # added to a sum that starts at 0.0.
+    # inside the last row and column no tap is clamped, so any boundary mode gives this
     ny, nx = image.shape
     for k in range(ys.shape[0]):
         y = ys[k]
         x = xs[k]
         if not (0.0 <= y < ny - 1 and 0.0 <= x < nx - 1):
             return False
-        fy = math.floor(y)
-        fx = math.floor(x)
-        wy0 = 1.0 - (y - fy)
-        wy1 = 1.0 - wy0
-        wx0 = 1.0 - (x - fx)
-        wx1 = 1.0 - wx0
-        iy = int(fy)
-        ix = int(fx)
-        t = 0.0
-        c = image[iy, ix] * wy0
-        t += c * wx0
-        c = image[iy, ix + 1] * wy0
-        t += c * wx1
-        c = image[iy + 1, ix] * wy1
-        t += c * wx0
-        c = image[iy + 1, ix + 1] * wy1
-        t += c * wx1
-        out[k] = t
+        out[k] = bilinear_nearest(image, y, x)
     return True
 
 
