@@ -222,23 +222,29 @@ def shrunk_roi_ref(smooth, level, mask, centre_yx, k, box):
     ny, nx = smooth.shape
     if not ((y >= 0) & (y < ny - 1) & (x >= 0) & (x < nx - 1)).all():
         return None
+    roi[ya:yb, xa:xb] = _order1_ref(signed, y, x) > 0
+    return roi
+
+
+def _order1_ref(img, y, x):
+    """scipy's order-1 ``map_coordinates`` arithmetic written out, mode 'nearest': taps floor(c)
+    and floor(c) + 1 clamped to the image, weights 1 − t and 1 − (1 − t), products in C order."""
+    ny, nx = img.shape
     fy, fx = np.floor(y), np.floor(x)
     wy0 = 1.0 - (y - fy)
     wy1 = 1.0 - wy0
     wx0 = 1.0 - (x - fx)
     wx1 = 1.0 - wx0
     iy, ix = fy.astype(int), fx.astype(int)
-    t = 0.0 + (signed[iy, ix] * wy0) * wx0
-    t = t + (signed[iy, ix + 1] * wy0) * wx1
-    t = t + (signed[iy + 1, ix] * wy1) * wx0
-    t = t + (signed[iy + 1, ix + 1] * wy1) * wx1
-    roi[ya:yb, xa:xb] = t > 0
-    return roi
+    jy, jx = np.minimum(iy + 1, ny - 1), np.minimum(ix + 1, nx - 1)
+    t = 0.0 + (img[iy, ix] * wy0) * wx0
+    t = t + (img[iy, jx] * wy0) * wx1
+    t = t + (img[jy, ix] * wy1) * wx0
+    return t + (img[jy, jx] * wy1) * wx1
 
 
 def half_level_profile_ref(image, level, centre_yx, axis):
-    """Order-1 interpolation written out (taps floor(c) and floor(c) + 1 clamped to the image,
-    weights 1 − t and 1 − (1 − t), products in C order), ``np.mean`` over the three lines."""
+    """Order-1 interpolation written out (:func:`_order1_ref`), ``np.mean`` over the three lines."""
     image = np.asarray(image, dtype=np.float64)
     level = np.asarray(level, dtype=np.float64)
     ny, nx = image.shape
@@ -246,24 +252,11 @@ def half_level_profile_ref(image, level, centre_yx, axis):
     n = nx if axis == 1 else ny
     s = np.arange(n, dtype=np.float64)
 
-    def sample(img, y, x):
-        fy, fx = np.floor(y), np.floor(x)
-        wy0 = 1.0 - (y - fy)
-        wy1 = 1.0 - wy0
-        wx0 = 1.0 - (x - fx)
-        wx1 = 1.0 - wx0
-        iy, ix = fy.astype(int), fx.astype(int)
-        jy, jx = np.minimum(iy + 1, ny - 1), np.minimum(ix + 1, nx - 1)
-        t = 0.0 + (img[iy, ix] * wy0) * wx0
-        t = t + (img[iy, jx] * wy0) * wx1
-        t = t + (img[jy, ix] * wy1) * wx0
-        return t + (img[jy, jx] * wy1) * wx1
-
     lines = []
     with np.errstate(invalid="ignore"):     # inf × 0 at a zero-weight tap is NaN, as in scipy
         for arr in (image, level):
             if axis == 1:
-                lines.append([sample(arr, np.full(n, cy + off), s) for off in (-1.0, 0.0, 1.0)])
+                lines.append([_order1_ref(arr, np.full(n, cy + off), s) for off in (-1.0, 0.0, 1.0)])
             else:
-                lines.append([sample(arr, s, np.full(n, cx + off)) for off in (-1.0, 0.0, 1.0)])
+                lines.append([_order1_ref(arr, s, np.full(n, cx + off)) for off in (-1.0, 0.0, 1.0)])
     return np.mean(lines[0], axis=0) - 0.5 * np.mean(lines[1], axis=0)
