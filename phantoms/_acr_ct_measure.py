@@ -16,6 +16,7 @@ from scipy import ndimage
 from iqa.kernels.bars import bilinear
 
 from iqa.phantoms._acr_ct_locate import blob_centroid, point_px
+from iqa.phantoms._fit import bisect_root, levenberg_marquardt
 from iqa.phantoms._masks import box_about
 
 
@@ -81,7 +82,6 @@ def ramp_profile(image: np.ndarray, spacing_yx_mm, centre_yx_px, rotation_deg: f
 def _fit_rect_gauss(u, p, fwhm0, peak0, px):
     """Least-squares fit of ``A·[Φ((u−c+W/2)/s) − Φ((u−c−W/2)/s)] + b`` (analytic Jacobian)
     over the peak and a margin of one FWHM plus 4 mm each side; returns (W, s, c)."""
-    from scipy.optimize import least_squares
     from scipy.special import ndtr
 
     ok = np.isfinite(p) & (np.abs(u - peak0) <= 1.5 * fwhm0 + 4.0)
@@ -91,7 +91,7 @@ def _fit_rect_gauss(u, p, fwhm0, peak0, px):
     amp0 = float(np.percentile(p, 95))
     inv_sqrt_2pi = 1.0 / math.sqrt(2 * math.pi)
 
-    # unconstrained Levenberg-Marquardt (MINPACK) on W = r², s = exp(l): positive by construction
+    # unconstrained Levenberg-Marquardt (phantoms/_fit.py) on W = r², s = exp(l): positive by construction
     def parts(q):
         a, c, r, lg, b = q
         w, s = r * r, math.exp(lg)
@@ -109,10 +109,7 @@ def _fit_rect_gauss(u, p, fwhm0, peak0, px):
                                 -a * (g1 * z1 - g2 * z2), np.ones_like(u)])
 
     q0 = [amp0, peak0, math.sqrt(0.8 * fwhm0), math.log(max(0.2 * fwhm0, px / 2)), 0.0]
-    try:
-        r = least_squares(resid, q0, jac=jac, method="lm", x_scale="jac", max_nfev=200)
-    except ValueError:
-        return math.nan, math.nan, math.nan
+    r = levenberg_marquardt(resid, jac, q0, max_nfev=200)
     w, sd, c = float(r.x[2] ** 2), float(math.exp(r.x[3])), float(r.x[1])
     if not (r.status > 0 and abs(c - peak0) <= fwhm0 and w <= 3 * fwhm0 and sd <= 2 * fwhm0):
         return math.nan, math.nan, math.nan
@@ -121,7 +118,6 @@ def _fit_rect_gauss(u, p, fwhm0, peak0, px):
 
 def rect_gauss_fwhm(width: float, sigma: float) -> float:
     """FWHM of a rect of ``width`` convolved with a Gaussian of SD ``sigma`` (same units)."""
-    from scipy.optimize import brentq
     from scipy.special import ndtr
 
     if sigma <= 0:
@@ -130,7 +126,7 @@ def rect_gauss_fwhm(width: float, sigma: float) -> float:
         return 2 * math.sqrt(2 * math.log(2)) * sigma
     f = lambda x: ndtr((x + width / 2) / sigma) - ndtr((x - width / 2) / sigma)  # noqa: E731
     half = 0.5 * f(0.0)
-    return 2 * brentq(lambda x: f(x) - half, 0.0, width / 2 + 10 * sigma, xtol=1e-10)
+    return 2 * bisect_root(lambda x: f(x) - half, 0.0, width / 2 + 10 * sigma)
 
 
 def fwhm_of(x: np.ndarray, y: np.ndarray, *, smooth_samples: float = 2.0) -> tuple[float, float]:
