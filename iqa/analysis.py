@@ -188,11 +188,13 @@ class PairWaitlist:
             return None
         if len(headers) != 1 or headers[0].modality != "MR":
             return None
-        key = pair_key(headers[0])
+        key, folder = pair_key(headers[0]), Path(folder)
         with self._lock:
-            partner = self._waiting.pop(key, None)
-            if partner is None:
-                self._waiting[key] = Path(folder)
+            partner = self._waiting.get(key)
+            if partner is None or partner.resolve() == folder.resolve():   # a series sent again
+                self._waiting[key] = folder
+                return None
+            del self._waiting[key]
         return partner
 
 

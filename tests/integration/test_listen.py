@@ -206,3 +206,18 @@ def test_oversized_or_endless_associations_are_aborted(tmp_path, water, limit):
     finally:
         listener.stop()
     assert sent < 20
+
+
+def test_pair_waitlist_pairs_once_and_never_a_series_with_itself(tmp_path):
+    from iqa.analysis import PairWaitlist
+    from iqa.fixtures import generate
+    generate("mr-flood", tmp_path / "flood", matrix=64, seed=7)
+    generate("ct-water", tmp_path / "water", matrix=64, n_slices=1, seed=7)
+    first, second = tmp_path / "flood" / "acquisition1", tmp_path / "flood" / "acquisition2"
+    pairs = PairWaitlist()
+    assert pairs.partner(tmp_path / "water") is None          # CT never waits
+    assert pairs.partner(first) is None                       # waits
+    assert pairs.partner(first) is None                       # the same series sent again: still waits
+    assert pairs.partner(second) == first                     # paired, and forgotten
+    assert pairs.partner(tmp_path / "nowhere") is None
+    assert pairs.partner(second) is None                      # waits anew
