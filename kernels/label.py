@@ -1,9 +1,9 @@
 """Connected components of 2-D boolean masks, bit for bit the ``scipy.ndimage`` idioms they replace.
 
 The flood localiser segments every slice twice (the rough object, then the phantom above half its
-local level) as ``fill_holes(largest_component(mask))`` (:mod:`iqa.phantoms._masks`): two
-``scipy.ndimage.label`` passes, a ``bincount`` and two full-image comparisons, ~1.4 ms on a 256²
-slice.  :func:`largest_filled` does the same on horizontal runs: union-find of the runs of
+local level), the CT outline and the ACR MRI localizer once, each as the largest component with
+its holes filled: with scipy two ``ndimage.label`` passes, a ``bincount`` and two full-image
+comparisons, ~1.4 ms on a 256² slice.  :func:`largest_filled` does the same on horizontal runs: union-find of the runs of
 consecutive rows that share a column, then the same for the runs of the complement of the kept
 component, so beyond one read of the mask and one write of the result the work scales with the
 number of runs, not of pixels (~0.1 ms):
@@ -160,8 +160,9 @@ def _mask_moments(mask):
 
 
 def largest_filled(mask: np.ndarray) -> np.ndarray | None:
-    """``fill_holes(largest_component(mask))`` of :mod:`iqa.phantoms._masks` (scipy's 4-connected
-    ``label`` and ``binary_fill_holes``); None when ``mask`` has no True pixel."""
+    """The largest 4-connected component of ``mask`` with its holes filled, as scipy's ``label``
+    (the largest by ``argmax(bincount)``) then ``binary_fill_holes``; None when ``mask`` has no
+    True pixel."""
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     if mask.ndim != 2:
         raise ValueError(f"largest_filled: 2-D mask expected, got {mask.ndim}-D")

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from iqa.errors import LocalizationError
 from iqa.kernels.profiles import outer_crossings, sample_line
-from iqa.phantoms._masks import fill_holes, largest_component
+from iqa.kernels.label import largest_filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +44,9 @@ def localizer_length(image: np.ndarray, spacing_mm: tuple[float, float],
     if top <= 0:
         raise LocalizationError("localizer: empty image")
     mask = ndimage.binary_closing(img > 0.3 * top, structure=np.ones((5, 5), dtype=bool))
-    big = largest_component(mask)
-    if big is None:
+    blob = largest_filled(mask)
+    if blob is None:
         raise LocalizationError("localizer: no object found")
-    blob = fill_holes(big)
     ys, xs = np.nonzero(blob)
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
     rectangular = blob.sum() / float((y1 - y0 + 1) * (x1 - x0 + 1)) > 0.85

@@ -23,7 +23,7 @@ from iqa.kernels.bars import bilinear
 from iqa.kernels.esf import radial_esf
 from iqa.kernels.nps import nps_2d, radial_average
 from iqa.kernels.roi import circle_stats
-from iqa.phantoms._masks import fill_holes, largest_component
+from iqa.kernels.label import largest_filled
 from iqa.phantoms._memo import view_memo
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _coarse_body(img: np.ndarray, dy: float, dx: float, threshold_hu: float, min
     mask = np.isfinite(sub) & (sub > threshold_hu)
     if not mask.any():
         return ("none",)
-    body = fill_holes(largest_component(mask))
+    body = largest_filled(mask)
     area = float(body.sum()) * dy * dx * s * s
     if area < math.pi * min_radius_mm ** 2:
         return ("small", area)
