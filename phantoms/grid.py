@@ -110,12 +110,17 @@ def _contrast_image(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: f
     return out
 
 
+def _peak_separation(spacing_mm: tuple[float, float], g: GridGeometry) -> int:
+    """Radius (px) within which :func:`iqa.kernels.grid.local_peaks` keeps one peak: 0.4 pitch."""
+    return max(1, int(0.4 * g.pitch_mm / max(spacing_mm)))
+
+
 def _candidates(image: np.ndarray, spacing_mm: tuple[float, float], polarity: int, g: GridGeometry,
                 score: np.ndarray):
     """``score`` is the NCC of ``image`` with the template; that of ``-image`` is exactly ``-score``."""
     dy, dx = spacing_mm
     score = score if polarity > 0 else -score
-    sep = max(1, int(0.4 * g.pitch_mm / max(dy, dx)))
+    sep = _peak_separation(spacing_mm, g)
     ys, xs = local_peaks(score, sep, g.min_ncc)
     if ys.size == 0:
         return np.empty((0, 2)), np.empty(0)
@@ -245,8 +250,7 @@ def detect(image: np.ndarray, spacing_mm: tuple[float, float], *, geometry: Grid
     best = None
     r_px = (geometry.rod_diameter_mm / 2 / dy, geometry.rod_diameter_mm / 2 / dx)
     template = _template(r_px)
-    sep = max(1, int(0.4 * geometry.pitch_mm / max(dy, dx)))      # as in _candidates
-    score = _score(image, template, sep, geometry.min_ncc, geometry.min_points)
+    score = _score(image, template, _peak_separation(spacing_mm, geometry), geometry.min_ncc, geometry.min_points)
     for polarity in (1, -1):
         if score is None:           # no polarity can have min_points peaks: best stays None
             break
