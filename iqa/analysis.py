@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,6 @@ class PairWaitlist:
     """
 
     def __init__(self) -> None:
-        import threading
         self._waiting: dict[tuple, Path] = {}
         self._lock = threading.Lock()
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._arrays import float_array
+
 __all__ = ["bilinear", "line_profile", "segment_extrema"]
 
 
@@ -101,22 +103,9 @@ def _segment_extrema(profile, period):
     return smax / cnt, smin / cnt
 
 
-def _as_image(image) -> np.ndarray:
-    """The image as a contiguous float32/float64 array, copied only when needed.
-
-    A float32 slice (what the loader returns) is read as it is: each pixel is widened to
-    float64 exactly inside the kernel, so the result equals that of a float64 copy, without
-    copying 1-2 MB per call (pipelines sample the same slice hundreds of times).
-    """
-    img = np.asarray(image)
-    if img.dtype not in (np.float32, np.float64):
-        img = img.astype(np.float64)
-    return np.ascontiguousarray(img)
-
-
 def bilinear(image: np.ndarray, ys, xs) -> np.ndarray:
     """Bilinear interpolation of ``image`` at pixel coordinates ``(ys, xs)``; NaN outside."""
-    img = _as_image(image)
+    img = float_array(image)      # float32 read as it is (kernels._arrays)
     ys = np.ascontiguousarray(np.atleast_1d(ys), dtype=np.float64).ravel()
     xs = np.ascontiguousarray(np.atleast_1d(xs), dtype=np.float64).ravel()
     out = np.empty(ys.size)
@@ -131,7 +120,7 @@ def line_profile(image: np.ndarray, y0: float, x0: float, y1: float, x1: float, 
     ``line_step_px`` apart (centred on the nominal line).  NaN where no sample is inside."""
     if n_samples < 1 or n_lines < 1:
         raise ValueError("n_samples and n_lines must be >= 1")
-    img = _as_image(image)
+    img = float_array(image)      # float32 read as it is (kernels._arrays)
     out = np.empty(int(n_samples))
     _line_profile(img, float(y0), float(x0), float(y1), float(x1), int(n_samples), int(n_lines),
                   float(line_step_px), out)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._arrays import float_stack
+
 __all__ = ["radial_bins", "radial_esf"]
 
 
@@ -72,17 +74,6 @@ def _radial_bins(stack, cy, cx, r_min, r_max, bin_px, sums, counts, rsums):
                     rsums[b] += r
 
 
-def _as_stack(stack):
-    arr = np.asarray(stack)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError(f"stack must be 2-D (y, x) or 3-D (z, y, x), got shape {arr.shape}")
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    return np.ascontiguousarray(arr)
-
-
 def n_bins(r_min_px: float, r_max_px: float, bin_px: float) -> int:
     """Number of bins covering ``[r_min, r_max)``."""
     if not (bin_px > 0 and r_max_px > r_min_px >= 0):
@@ -109,7 +100,7 @@ def radial_bins(stack, cy, cx, r_min_px: float, r_max_px: float, bin_px: float =
     sums : float64 array (nb,), counts : int64 array (nb,)
         and with ``return_r`` also ``rsums`` (float64, nb): the sum of the pixel radii per bin.
     """
-    arr = _as_stack(stack)
+    arr = float_stack(stack)
     nz = arr.shape[0]
     cyz = np.ascontiguousarray(np.broadcast_to(np.asarray(cy, dtype=np.float64), (nz,)))
     cxz = np.ascontiguousarray(np.broadcast_to(np.asarray(cx, dtype=np.float64), (nz,)))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._arrays import float_stack
+
 __all__ = ["circle_stats"]
 
 
@@ -82,11 +84,7 @@ def _circle_stats(stack, cy, cx, rad, mean, sd, count):
 
 
 def _prepare(stack, centres_yx, radii_px):
-    arr = np.asarray(stack)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError(f"stack must be 2-D (y, x) or 3-D (z, y, x), got shape {arr.shape}")
+    arr = float_stack(stack)
     c = np.asarray(centres_yx, dtype=np.float64).reshape(-1, 2)
     r = np.broadcast_to(np.asarray(radii_px, dtype=np.float64), (c.shape[0],)).copy()
     if not (np.all(np.isfinite(c)) and np.all(np.isfinite(r)) and np.all(r >= 0)):
@@ -116,7 +114,5 @@ def circle_stats(stack: np.ndarray, centres_yx, radii_px) -> tuple[np.ndarray, n
     mean = np.empty((nz, nk))
     sd = np.empty((nz, nk))
     n = np.zeros((nz, nk), dtype=np.int64)
-    if arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    _circle_stats(np.ascontiguousarray(arr), cy, cx, r, mean, sd, n)
+    _circle_stats(arr, cy, cx, r, mean, sd, n)
     return mean, sd, n
